@@ -1,0 +1,42 @@
+# Copyright (c) monai-dml contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Dice semimetric losses for soft labels (Wang et al. 2023) with Phi/epsilon reductions (Tilborghs et al. 2022)."""
+
+from __future__ import annotations
+
+from .compound import DMLCELoss
+from .dice_semimetric import DMLoss, prepare_prediction_and_target
+from .functional import (
+    ClassAverage,
+    DiceDomain,
+    DMLVariant,
+    check_soft_target,
+    dice_semimetric_loss,
+    estimate_epsilon,
+    overlap_statistics,
+    pool_statistics,
+    tversky_from_statistics,
+)
+
+__all__ = [
+    "ClassAverage",
+    "DMLCELoss",
+    "DMLoss",
+    "DMLVariant",
+    "DiceDomain",
+    "check_soft_target",
+    "dice_semimetric_loss",
+    "estimate_epsilon",
+    "overlap_statistics",
+    "pool_statistics",
+    "prepare_prediction_and_target",
+    "tversky_from_statistics",
+]

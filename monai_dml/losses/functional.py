@@ -1,0 +1,441 @@
+# Copyright (c) monai-dml contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Pure tensor functions behind the Dice semimetric losses.
+
+Everything here works on probabilities (no activation, no one-hot conversion): the ``nn.Module`` wrappers in
+:py:mod:`monai_dml.losses.dice_semimetric` handle those and then call :py:func:`dice_semimetric_loss`.
+
+Notation follows Wang et al. (2023): for one summation domain ``phi`` with prediction ``x`` and target ``y``,
+
+.. math::
+
+    \\mathrm{TP} = \\sum \\min(x, y) \\ (\\text{DML1}) \\quad\\text{or}\\quad \\sum x y \\ (\\text{DML2, SDL}),\\qquad
+    \\mathrm{FP} = \\sum x - \\sum \\min(x, y),\\qquad \\mathrm{FN} = \\sum y - \\sum \\min(x, y)
+
+(SDL uses ``FP = sum(x) - sum(xy)``, ``FN = sum(y) - sum(xy)``), and the loss is the Tversky form
+
+.. math::
+
+    \\ell = \\left(1 - \\frac{2\\,\\mathrm{TP} + \\epsilon_{nr}}
+    {2(\\mathrm{TP} + \\alpha\\,\\mathrm{FP} + \\beta\\,\\mathrm{FN}) + \\epsilon_{dr}}\\right)^{\\gamma}.
+
+With ``alpha = beta = 0.5`` this is ``1 - (2 TP + eps) / (|x| + |y| - |x - y| + |x - y| + eps)``, i.e.
+DML1 ``= 1 - (|x + y| - |x - y|) / |x + y|`` and DML2 ``= 1 - 2|xy| / (2|xy| + |x - y|)`` (Eq. 4 of the paper),
+and with ``alpha = beta = 1`` the Jaccard metric losses JML1/JML2. The smoothing terms enter exactly as in
+``monai.losses.DiceLoss``, so that hard labels reproduce MONAI to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from monai.utils import StrEnum
+
+__all__ = [
+    "DMLVariant",
+    "DiceDomain",
+    "ClassAverage",
+    "overlap_statistics",
+    "pool_statistics",
+    "tversky_from_statistics",
+    "dice_semimetric_loss",
+    "estimate_epsilon",
+    "check_soft_target",
+]
+
+
+class DMLVariant(StrEnum):
+    """
+    How the soft intersection of prediction and target is relaxed.
+
+    - ``DML1``: ``TP = sum(min(x, y))``, equivalently ``(|x| + |y| - |x - y|) / 2`` (Wang et al. 2023, DML1/JML1).
+    - ``DML2``: ``TP = sum(x * y)`` with ``FP + FN = |x - y|`` (DML2/JML2).
+    - ``SDL``: the classic soft Dice loss, ``TP = sum(x * y)``, ``FP = |x| - TP``, ``FN = |y| - TP``; it is minimised
+      at the vertices {0, 1}, not at a soft label.
+    """
+
+    DML1 = "dml1"
+    DML2 = "dml2"
+    SDL = "sdl"
+
+
+class DiceDomain(StrEnum):
+    """
+    The summation domain Phi of Tilborghs et al. (2022): the axes that one Dice score sums over.
+
+    - ``I``: per image and class (MONAI's default), one score per ``(b, c)``.
+    - ``BI``: per class over the whole batch (MONAI's ``batch=True``), one score per ``c``.
+    - ``CI``: per image over all classes, one score per ``b``.
+    - ``BCI``: over everything, one score.
+    """
+
+    I = "I"  # noqa: E741
+    BI = "BI"
+    CI = "CI"
+    BCI = "BCI"
+
+
+class ClassAverage(StrEnum):
+    """
+    Which domain elements enter the average.
+
+    - ``ALL``: every element (MONAI's behaviour).
+    - ``PRESENT``: only elements whose target is present, i.e. has a voxel above ``present_threshold``
+      (the reference implementation's "PRESENT" mode).
+    """
+
+    ALL = "all"
+    PRESENT = "present"
+
+
+def _accumulate_dtype(t: torch.Tensor) -> torch.dtype:
+    # half precision sums over a volume overflow and lose precision: accumulate in float32
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+
+
+class _OverlapSums(torch.autograd.Function):
+    """
+    Sums over the spatial axes of ``x**p``, ``y**p``, ``min(x, y)`` and ``x * y`` for ``p`` in {1, 2}.
+
+    Only ``x`` and ``y`` are saved for backward (they are alive anyway as the activation output and the target);
+    ``x - y``, ``|x - y|`` and ``min(x, y)`` are never kept: their derivatives are recomputed from ``x`` and ``y``.
+    At ties ``x == y`` the derivative of ``min(x, y)`` is taken as ``y`` with respect to ``x`` and ``1 - y`` with
+    respect to ``y`` (a valid subgradient for ``y`` in [0, 1]); this makes DML gradients identical to the soft Dice
+    gradients on hard labels even where the prediction saturates at exactly 0 or 1.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, y: torch.Tensor, dims: tuple[int, ...], power: int, need_min: bool, need_prod: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        acc = _accumulate_dtype(x)
+        if power == 1:
+            sx = torch.sum(x, dim=dims, dtype=acc)
+            sy = torch.sum(y, dim=dims, dtype=acc)
+        else:
+            sx = torch.sum(x * x, dim=dims, dtype=acc)
+            sy = torch.sum(y * y, dim=dims, dtype=acc)
+        zero = torch.zeros_like(sx)
+        smin = torch.sum(torch.minimum(x, y), dim=dims, dtype=acc) if need_min else zero
+        sprod = torch.sum(x * y, dim=dims, dtype=acc) if need_prod else zero
+        ctx.save_for_backward(x, y)
+        ctx.dims, ctx.power, ctx.need_min, ctx.need_prod = dims, power, need_min, need_prod
+        ctx.set_materialize_grads(False)
+        return sx, sy, smin, sprod
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, g_sx: torch.Tensor | None, g_sy: torch.Tensor | None, g_min: torch.Tensor | None, g_prod: Any
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None, None]:
+        x, y = ctx.saved_tensors
+        dims, power = ctx.dims, ctx.power
+
+        def expand(g: torch.Tensor | None) -> torch.Tensor | None:
+            return None if g is None else g.to(x.dtype).reshape(_keepdim_shape(x.shape, dims))
+
+        g_sx, g_sy, g_min, g_prod = expand(g_sx), expand(g_sy), expand(g_min), expand(g_prod)
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _partial(x, y, g_sx, g_min if ctx.need_min else None, g_prod if ctx.need_prod else None, power)
+        if ctx.needs_input_grad[1]:
+            # min(x, y) is symmetric up to the tie rule: d min / dy = 1 - y at ties
+            grad_y = _partial(y, x, g_sy, g_min if ctx.need_min else None, g_prod if ctx.need_prod else None, power, y)
+        return grad_x, grad_y, None, None, None, None
+
+
+def _keepdim_shape(shape: torch.Size, dims: tuple[int, ...]) -> list[int]:
+    return [1 if i in dims else s for i, s in enumerate(shape)]
+
+
+def _partial(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    g_s: torch.Tensor | None,
+    g_min: torch.Tensor | None,
+    g_prod: torch.Tensor | None,
+    power: int,
+    tie_ref: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gradient of ``g_s * sum(a**p) + g_min * sum(min(a, b)) + g_prod * sum(a * b)`` with respect to ``a``."""
+    if g_min is not None:
+        # d min(a, b) / da: 1 where a < b, 0 where a > b; at ties b (for the prediction) or 1 - a (for the target)
+        tie = b if tie_ref is None else 1 - tie_ref
+        grad = torch.where(a < b, torch.ones_like(a), torch.where(a == b, tie, torch.zeros_like(a)))
+        grad.mul_(g_min)
+    else:
+        grad = torch.zeros_like(a)
+    if g_s is not None:
+        if power == 1:
+            grad.add_(g_s)
+        else:
+            grad.addcmul_(a, 2 * g_s)
+    if g_prod is not None:
+        grad.addcmul_(b, g_prod)
+    return grad
+
+
+def overlap_statistics(
+    input: torch.Tensor, target: torch.Tensor, variant: DMLVariant | str = DMLVariant.DML1, squared: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    Soft true positives, false positives and false negatives per image and class.
+
+    Args:
+        input: probabilities, shape ``(B, C, spatial...)``.
+        target: probabilities in [0, 1], same shape as ``input``.
+        variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}, see :py:class:`DMLVariant`. Defaults to ``"dml1"``.
+        squared: use the L2 relaxation (``|x|^2``, ``|y|^2``, ``TP = sum(xy)``), MONAI's ``squared_pred``. It is
+            compatible with soft labels for every variant, so ``variant`` is then irrelevant.
+
+    Returns:
+        ``(tp, fp, fn)``, each of shape ``(B, C)``, in float32 for half precision input.
+
+    Raises:
+        ValueError: when ``input`` and ``target`` shapes differ or have fewer than 3 dimensions.
+    """
+    if input.shape != target.shape:
+        raise ValueError(
+            f"input and target must have the same shape, got input {input.shape} and target {target.shape}."
+        )
+    if input.ndim < 3:
+        raise ValueError(f"input must have shape (B, C, spatial...) with at least one spatial axis, got {input.shape}.")
+    variant = DMLVariant(variant)
+    dims = tuple(range(2, input.ndim))
+    if squared:
+        sx, sy, _, tp = _OverlapSums.apply(input, target, dims, 2, False, True)  # type: ignore[no-untyped-call]
+        return tp, sx - tp, sy - tp
+    need_min = variant != DMLVariant.SDL
+    need_prod = variant != DMLVariant.DML1
+    sx, sy, smin, sprod = _OverlapSums.apply(input, target, dims, 1, need_min, need_prod)  # type: ignore[no-untyped-call]
+    if variant == DMLVariant.DML1:
+        return smin, sx - smin, sy - smin
+    if variant == DMLVariant.DML2:
+        return sprod, sx - smin, sy - smin
+    return sprod, sx - sprod, sy - sprod
+
+
+def pool_statistics(stats: torch.Tensor, phi: DiceDomain | str) -> torch.Tensor:
+    """
+    Pool per-image, per-class sums ``(B, C)`` over the axes that the domain Phi joins.
+
+    Soft counts are sums over voxels, so pooling them is exact: ``"BI"`` sums over the batch, ``"CI"`` over the
+    classes, ``"BCI"`` over both. The result keeps both axes with size 1 where pooled: ``(B or 1, C or 1)``.
+    """
+    phi = DiceDomain(phi)
+    if phi in (DiceDomain.BI, DiceDomain.BCI):
+        stats = stats.sum(dim=0, keepdim=True)
+    if phi in (DiceDomain.CI, DiceDomain.BCI):
+        stats = stats.sum(dim=1, keepdim=True)
+    return stats
+
+
+def tversky_from_statistics(
+    tp: torch.Tensor,
+    fp: torch.Tensor,
+    fn: torch.Tensor,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    smooth_nr: torch.Tensor | float = 1e-5,
+    smooth_dr: torch.Tensor | float = 1e-5,
+) -> torch.Tensor:
+    """
+    ``1 - (2 tp + smooth_nr) / (2 (tp + alpha fp + beta fn) + smooth_dr)`` elementwise.
+
+    Where the denominator is 0 (empty prediction and target with ``smooth_dr = 0``) prediction and target agree
+    perfectly, and the loss is defined as 0 with a zero gradient instead of ``0/0 = NaN``.
+    """
+    numerator = 2 * tp + smooth_nr
+    denominator = 2 * (tp + alpha * fp + beta * fn) + smooth_dr
+    defined = denominator != 0
+    ratio = numerator / torch.where(defined, denominator, torch.ones_like(denominator))
+    return 1 - torch.where(defined, ratio, torch.ones_like(ratio))
+
+
+def dice_semimetric_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    variant: DMLVariant | str = DMLVariant.DML1,
+    phi: DiceDomain | str = DiceDomain.I,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma: float = 1.0,
+    smooth_nr: torch.Tensor | float = 1e-5,
+    smooth_dr: torch.Tensor | float = 1e-5,
+    weight: torch.Tensor | None = None,
+    squared: bool = False,
+) -> torch.Tensor:
+    """
+    Dice semimetric loss per summation domain, before any reduction.
+
+    Wang, Z. et. al. (2023) Dice Semimetric Losses: Optimizing the Dice Score with Soft Labels. MICCAI 2023.
+    Tilborghs, S. et. al. (2022) The Dice loss in the context of missing or empty labels: introducing Phi and
+    epsilon. MICCAI 2022.
+
+    Args:
+        input: probabilities, shape ``(B, C, spatial...)``.
+        target: probabilities in [0, 1], same shape.
+        variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}. Defaults to ``"dml1"``.
+        phi: summation domain {``"I"``, ``"BI"``, ``"CI"``, ``"BCI"``}. Defaults to ``"I"``.
+        alpha: weight of the false positives (0.5 Dice, 1 Jaccard). Defaults to 0.5.
+        beta: weight of the false negatives (0.5 Dice, 1 Jaccard). Defaults to 0.5.
+        gamma: focal exponent (>= 1), the loss of each domain is raised to it. Defaults to 1.
+        smooth_nr: numerator smoothing: a float or a tensor of shape ``(C,)`` (one epsilon per class).
+        smooth_dr: denominator smoothing, like ``smooth_nr``.
+        weight: class weights of shape ``(C,)`` or None. For ``"I"``/``"BI"`` each class's loss is multiplied by
+            its weight (as MONAI does); for ``"CI"``/``"BCI"`` the weights scale each class's soft counts inside
+            the pooled sums (a generalised Dice), and per-class smoothing terms are summed over the classes.
+        squared: use the L2 relaxation (MONAI's ``squared_pred``).
+
+    Returns:
+        Loss of shape ``(B or 1, C or 1)``: one value per domain element, ``B`` and ``C`` collapsed to 1 where
+        ``phi`` pools them.
+
+    Raises:
+        ValueError: when ``input`` or ``target`` holds NaN or Inf (detected on the sums, at no extra pass).
+    """
+    phi = DiceDomain(phi)
+    tp, fp, fn = overlap_statistics(input, target, variant, squared)
+    # tp + fp = sum(x^p) and tp + fn = sum(y^p) for every variant: non-finite iff a voxel is NaN/Inf
+    for name, total, t in (("input", tp + fp, input), ("target", tp + fn, target)):
+        if not bool(torch.isfinite(total).all()):
+            raise ValueError(
+                f"{name} contains NaN or Inf values (after the activation); the Dice loss is not defined. "
+                f"Got {name} of shape {tuple(t.shape)} and dtype {t.dtype}."
+            )
+    n_classes = tp.shape[1]
+    pools_classes = phi in (DiceDomain.CI, DiceDomain.BCI)
+    if pools_classes and weight is not None:
+        w = weight.to(tp).reshape(1, n_classes)
+        tp, fp, fn = tp * w, fp * w, fn * w
+    snr, sdr = (_per_class(s, n_classes, tp, pools_classes) for s in (smooth_nr, smooth_dr))
+    tp, fp, fn = (pool_statistics(s, phi) for s in (tp, fp, fn))
+    f = tversky_from_statistics(tp, fp, fn, alpha, beta, snr, sdr)
+    if gamma != 1:
+        f = f.clamp_min(0) ** gamma
+    if weight is not None and not pools_classes:
+        f = f * weight.to(f).reshape(1, n_classes)
+    return f
+
+
+def _per_class(
+    smooth: torch.Tensor | float, n_classes: int, like: torch.Tensor, pools_classes: bool
+) -> torch.Tensor | float:
+    if not isinstance(smooth, torch.Tensor) or smooth.ndim == 0:
+        return smooth
+    smooth = smooth.to(like).reshape(1, n_classes)
+    return smooth.sum(dim=1, keepdim=True) if pools_classes else smooth
+
+
+def check_soft_target(target: torch.Tensor, name: str = "target") -> None:
+    """
+    Raise unless every value of ``target`` is a finite probability in [0, 1].
+
+    One pass over the tensor (``torch.aminmax``); NaN fails both comparisons, so it is caught too.
+
+    Raises:
+        ValueError: naming ``name``, the range found and whether it holds NaN or Inf.
+    """
+    if target.numel() == 0:
+        return
+    lo, hi = torch.aminmax(target.detach())
+    lo_v, hi_v = float(lo), float(hi)
+    if not (lo_v >= 0.0 and hi_v <= 1.0):
+        if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or not bool(torch.isfinite(target).all()):
+            raise ValueError(f"{name} contains NaN or Inf values; soft labels must be finite probabilities in [0, 1].")
+        raise ValueError(
+            f"{name} must hold probabilities in [0, 1] (soft labels), got values in [{lo_v:.6g}, {hi_v:.6g}]. "
+            "Pass an integer label map with to_onehot_y=True, or rescale the soft label."
+        )
+
+
+def estimate_epsilon(
+    labels: torch.Tensor | np.ndarray | Iterable[Any],
+    num_classes: int | None = None,
+    include_background: bool = True,
+    batched: bool = True,
+    key: str = "label",
+) -> torch.Tensor:
+    """
+    The data-driven smoothing heuristic of Tilborghs et al. (2022), Sect. 2.3: ``epsilon = E[sum_i y_i]``.
+
+    It is the expected foreground volume (soft voxel count) of each class in one image, averaged over a data set.
+    Used as ``smooth_nr = smooth_dr = epsilon`` with ``phi="I"``, it lets the Dice loss learn empty maps the way the
+    batch-wise ``"BI"`` domain does with a large batch. For ``phi="CI"`` pass the per-class vector as is: the loss
+    sums it over the classes, which is the heuristic for that domain.
+
+    Tilborghs, S. et. al. (2022) The Dice loss in the context of missing or empty labels: introducing Phi and
+    epsilon. MICCAI 2022.
+
+    Args:
+        labels: one label tensor/array, or an iterable of them (a list, a ``DataLoader``), or of dictionaries that
+            hold them under ``key``. Each is channel-first probabilities ``(C, spatial...)``, or an integer map
+            ``(1, spatial...)`` when ``num_classes`` is given; with a leading batch axis when ``batched``.
+        num_classes: when given, a single-channel integer label map is one-hot converted to this many classes.
+        include_background: if False, channel 0 is dropped from the result.
+        batched: whether each element has a leading batch axis ``(B, C, spatial...)``. Defaults to True; a single
+            tensor passed directly is always treated as batched.
+        key: dictionary key of the label when elements are mappings. Defaults to ``"label"``.
+
+    Returns:
+        float64 tensor of shape ``(C,)`` (``C - 1`` without background): mean soft voxel count per image and class.
+
+    Raises:
+        ValueError: when no label is given, shapes disagree between elements, or a label is not a valid probability
+            map or integer map.
+        TypeError: when an element is neither a tensor, an array nor a mapping holding ``key``.
+
+    Example:
+        >>> import torch
+        >>> labels = torch.zeros(2, 1, 4, 4)
+        >>> labels[0, 0, :2, :2] = 1.0  # 4 voxels in image 0, none in image 1
+        >>> estimate_epsilon(labels)
+        tensor([2.], dtype=torch.float64)
+    """
+    items: Iterable[Any] = [labels] if isinstance(labels, (torch.Tensor, np.ndarray)) else labels
+    single = isinstance(labels, (torch.Tensor, np.ndarray))
+    total: torch.Tensor | None = None
+    n_images = 0
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            if key not in item:
+                raise TypeError(f"labels[{i}] is a mapping without the key {key!r}; keys: {sorted(item)}.")
+            item = item[key]
+        if not isinstance(item, (torch.Tensor, np.ndarray)):
+            raise TypeError(f"labels[{i}] must be a tensor, an array or a mapping, got {type(item).__name__}.")
+        t = torch.as_tensor(np.asarray(item) if isinstance(item, np.ndarray) else item).detach()
+        if not (batched or single):
+            t = t.unsqueeze(0)
+        if t.ndim < 3:
+            raise ValueError(f"labels[{i}] must have shape (B, C, spatial...), got {tuple(t.shape)}.")
+        if num_classes is not None and t.shape[1] == 1 and num_classes > 1:
+            t = _one_hot_checked(t, num_classes, f"labels[{i}]")
+        else:
+            check_soft_target(t.float(), f"labels[{i}]")
+        volume = t.double().sum(dim=tuple(range(2, t.ndim))).sum(dim=0)
+        if total is not None and volume.shape != total.shape:
+            raise ValueError(f"labels[{i}] has {volume.shape[0]} channels, earlier labels had {total.shape[0]}.")
+        total = volume if total is None else total + volume
+        n_images += t.shape[0]
+    if total is None or n_images == 0:
+        raise ValueError("estimate_epsilon needs at least one label, got an empty collection.")
+    eps = total / n_images
+    return eps if include_background else eps[1:]
+
+
+def _one_hot_checked(t: torch.Tensor, num_classes: int, name: str) -> torch.Tensor:
+    lo, hi = float(t.min()), float(t.max())
+    if lo < 0 or hi >= num_classes or not bool(torch.all(t == t.round())):
+        raise ValueError(f"{name} must be an integer label map in [0, {num_classes - 1}], got values in [{lo}, {hi}].")
+    out = torch.zeros((t.shape[0], num_classes, *t.shape[2:]), dtype=torch.float32)
+    return out.scatter_(1, t.long(), 1.0)
