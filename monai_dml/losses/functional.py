@@ -106,13 +106,13 @@ def _accumulate_dtype(t: torch.Tensor) -> torch.dtype:
 
 class _OverlapSums(torch.autograd.Function):
     """
-    Sums over the spatial axes of ``x**p``, ``y**p``, ``min(x, y)`` and ``x * y`` for ``p`` in {1, 2}.
+    Sums over ``dims`` of ``x**p``, ``y**p``, ``min(x, y)`` and ``x * y`` for ``p`` in {1, 2}.
 
     Only ``x`` and ``y`` are saved for backward (they are alive anyway as the activation output and the target);
     ``x - y``, ``|x - y|`` and ``min(x, y)`` are never kept: their derivatives are recomputed from ``x`` and ``y``.
     At ties ``x == y`` the derivative of ``min(x, y)`` is taken as ``y`` with respect to ``x`` and ``1 - y`` with
     respect to ``y`` (a valid subgradient for ``y`` in [0, 1]); this makes DML gradients identical to the soft Dice
-    gradients on hard labels even where the prediction saturates at exactly 0 or 1.
+    gradients on hard labels even where a probability is exactly 0 or 1.
     """
 
     @staticmethod
@@ -124,11 +124,11 @@ class _OverlapSums(torch.autograd.Function):
             sx = torch.sum(x, dim=dims, dtype=acc)
             sy = torch.sum(y, dim=dims, dtype=acc)
         else:
-            sx = torch.sum(x * x, dim=dims, dtype=acc)
-            sy = torch.sum(y * y, dim=dims, dtype=acc)
+            sx = _sum_of_products(x, x, dims, acc)
+            sy = _sum_of_products(y, y, dims, acc)
         zero = torch.zeros_like(sx)
         smin = torch.sum(torch.minimum(x, y), dim=dims, dtype=acc) if need_min else zero
-        sprod = torch.sum(x * y, dim=dims, dtype=acc) if need_prod else zero
+        sprod = _sum_of_products(x, y, dims, acc) if need_prod else zero
         ctx.save_for_backward(x, y)
         ctx.dims, ctx.power, ctx.need_min, ctx.need_prod = dims, power, need_min, need_prod
         ctx.set_materialize_grads(False)
@@ -139,19 +139,28 @@ class _OverlapSums(torch.autograd.Function):
         ctx: Any, g_sx: torch.Tensor | None, g_sy: torch.Tensor | None, g_min: torch.Tensor | None, g_prod: Any
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None, None]:
         x, y = ctx.saved_tensors
-        dims, power = ctx.dims, ctx.power
-
-        def expand(g: torch.Tensor | None) -> torch.Tensor | None:
-            return None if g is None else g.to(x.dtype).reshape(_keepdim_shape(x.shape, dims))
-
-        g_sx, g_sy, g_min, g_prod = expand(g_sx), expand(g_sy), expand(g_min), expand(g_prod)
+        shape = _keepdim_shape(x.shape, ctx.dims)
+        g_min = g_min if ctx.need_min else None
+        g_prod = g_prod if ctx.need_prod else None
+        g_sx, g_sy, g_min, g_prod = (
+            None if g is None else g.to(x.dtype).reshape(shape) for g in (g_sx, g_sy, g_min, g_prod)
+        )
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
-            grad_x = _partial(x, y, g_sx, g_min if ctx.need_min else None, g_prod if ctx.need_prod else None, power)
+            grad_x = _partial(x, y, g_sx, g_min, g_prod, ctx.power, tie_value=y)
         if ctx.needs_input_grad[1]:
-            # min(x, y) is symmetric up to the tie rule: d min / dy = 1 - y at ties
-            grad_y = _partial(y, x, g_sy, g_min if ctx.need_min else None, g_prod if ctx.need_prod else None, power, y)
+            grad_y = _partial(y, x, g_sy, g_min, g_prod, ctx.power, tie_value=1 - y)
         return grad_x, grad_y, None, None, None, None
+
+
+def _sum_of_products(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...], acc: torch.dtype) -> torch.Tensor:
+    """``sum(a * b)`` over the trailing ``dims``; a batched dot product (no temporary) for full precision input."""
+    lead = a.shape[: a.ndim - len(dims)]
+    if a.dtype == acc and b.dtype == acc and dims == tuple(range(len(lead), a.ndim)):
+        n = int(np.prod(lead)) if lead else 1
+        out = torch.bmm(a.reshape(n, 1, -1), b.reshape(n, -1, 1))
+        return out.reshape(lead)
+    return torch.sum(a * b, dim=dims, dtype=acc)
 
 
 def _keepdim_shape(shape: torch.Size, dims: tuple[int, ...]) -> list[int]:
@@ -165,21 +174,27 @@ def _partial(
     g_min: torch.Tensor | None,
     g_prod: torch.Tensor | None,
     power: int,
-    tie_ref: torch.Tensor | None = None,
+    tie_value: torch.Tensor,
 ) -> torch.Tensor:
-    """Gradient of ``g_s * sum(a**p) + g_min * sum(min(a, b)) + g_prod * sum(a * b)`` with respect to ``a``."""
+    """Gradient of ``g_s * sum(a**p) + g_min * sum(min(a, b)) + g_prod * sum(a * b)`` with respect to ``a``.
+
+    Written as a few in-place passes over one output buffer: the derivative of ``min(a, b)`` is ``1[a < b]``, and
+    ``tie_value`` where ``a == b``.
+    """
     if g_min is not None:
-        # d min(a, b) / da: 1 where a < b, 0 where a > b; at ties b (for the prediction) or 1 - a (for the target)
-        tie = b if tie_ref is None else 1 - tie_ref
-        grad = torch.where(a < b, torch.ones_like(a), torch.where(a == b, tie, torch.zeros_like(a)))
+        grad = torch.lt(a, b, out=torch.empty_like(a))
+        ties = torch.eq(a, b)
+        if bool(ties.any()):
+            grad = torch.where(ties, tie_value.to(grad), grad)
         grad.mul_(g_min)
+        if g_s is not None and power == 1:
+            grad.add_(g_s)
+    elif g_s is not None and power == 1:
+        grad = g_s.expand_as(a).clone(memory_format=torch.contiguous_format)
     else:
         grad = torch.zeros_like(a)
-    if g_s is not None:
-        if power == 1:
-            grad.add_(g_s)
-        else:
-            grad.addcmul_(a, 2 * g_s)
+    if g_s is not None and power == 2:
+        grad.addcmul_(a, 2 * g_s)
     if g_prod is not None:
         grad.addcmul_(b, g_prod)
     return grad
