@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import torch
+from monai.metrics.utils import create_ignore_mask
 from monai.networks import one_hot
 from monai.utils import LossReduction, look_up_option
 from torch.nn.modules.loss import _Loss
@@ -128,8 +129,8 @@ def prepare_prediction_and_target(
         raise ValueError(f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)})")
 
     if ignore_index is not None:
-        mask = _ignore_mask(original_target, ignore_index)
-        input, target = input * mask, target * mask
+        mask = create_ignore_mask(original_target, ignore_index)
+        input, target = input * mask, target * mask  # type: ignore[operator]
     return input, target
 
 
@@ -142,15 +143,6 @@ def _check_label_map(target: torch.Tensor, n_classes: int) -> None:
             f"target must be an integer label map in [0, {n_classes - 1}] for to_onehot_y=True, "
             f"got values in [{float(lo):.6g}, {float(hi):.6g}]."
         )
-
-
-def _ignore_mask(y: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    # the same rule as monai.metrics.utils.create_ignore_mask, kept local so that the mask has the dtype of y
-    if y.shape[1] == 1:
-        return (y != ignore_index).to(torch.float32)
-    if 0 <= ignore_index < y.shape[1]:
-        return 1.0 - y[:, ignore_index : ignore_index + 1].float()
-    return (y.sum(dim=1, keepdim=True) > 0).to(torch.float32)
 
 
 class DMLoss(_Loss):

@@ -15,6 +15,7 @@ import itertools
 import unittest
 
 import numpy as np
+import pytest
 import torch
 from monai.bundle import ConfigParser
 from monai.losses import DiceLoss
@@ -468,6 +469,21 @@ class TestIntegration(unittest.TestCase):
         self.assertEqual(loss.class_weight.dtype, torch.float64)
         x = torch.rand(1, 2, 4, dtype=torch.float64)
         self.assertEqual(loss(x, x).dtype, torch.float64)
+
+
+@pytest.mark.slow
+class TestCompile(unittest.TestCase):
+    def test_compiled_equals_eager(self):
+        loss = DMLoss(softmax=True, variant="dml1")
+        y = torch.softmax(torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)), 1)
+        x1 = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        x2 = x1.detach().clone().requires_grad_(True)
+        compiled = torch.compile(loss)(x1, y)
+        eager = loss(x2, y)
+        compiled.backward()
+        eager.backward()
+        np.testing.assert_allclose(compiled.item(), eager.item(), rtol=1e-5)
+        np.testing.assert_allclose(x1.grad.numpy(), x2.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
 if __name__ == "__main__":
