@@ -1,0 +1,117 @@
+# Copyright (c) monai-dml contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Randomizable
+from monai.utils import convert_to_tensor
+
+from monai_dml.transforms.fusion.array import FusionMethod, RaterFusion
+
+__all__ = ["RaterFusionD", "RaterFusionDict", "RaterFusiond"]
+
+
+class RaterFusiond(Randomizable, MapTransform):
+    """
+    Dictionary-based wrapper of :py:class:`monai_dml.transforms.RaterFusion`.
+
+    Like MONAI's ``VoteEnsembled``: one key holds the stacked raters ``(R, spatial...)``, or several keys hold one
+    rater each (``(1, spatial...)`` or ``(spatial...)``), stacked in the order given; the result goes to
+    ``output_key`` (defaults to the single key, replacing the stack).
+
+    Example:
+        >>> import torch
+        >>> t = RaterFusiond(keys="raters", output_key="label", method="majority")
+        >>> out = t({"raters": torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1]]).reshape(3, 1, 3).float()})
+        >>> out["label"]
+        tensor([[[1., 1., 0.]]])
+    """
+
+    backend = RaterFusion.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_key: str | None = None,
+        method: FusionMethod | str = FusionMethod.UNIFORM,
+        num_classes: int | None = None,
+        weights: Sequence[float] | None = None,
+        rater_dim: int = 0,
+        save_staple_stats: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        """
+        Args:
+            keys: one key holding the rater stack, or one key per rater.
+            output_key: where the fused target goes; required with several keys. Defaults to the single key.
+            method: see :py:class:`monai_dml.transforms.RaterFusion`.
+            num_classes: see :py:class:`monai_dml.transforms.RaterFusion`.
+            weights: see :py:class:`monai_dml.transforms.RaterFusion`.
+            rater_dim: the rater axis of a single stacked key. Defaults to 0.
+            save_staple_stats: with ``"staple"``, also store the estimated per-rater sensitivity and specificity
+                under ``f"{output_key}_sensitivity"`` and ``f"{output_key}_specificity"``.
+            allow_missing_keys: don't raise if a key is missing.
+
+        Raises:
+            ValueError: with several keys and no ``output_key``, or any argument RaterFusion rejects.
+        """
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) > 1 and output_key is None:
+            raise ValueError(f"output_key is required when several keys are fused, got keys {list(self.keys)}.")
+        self.output_key = output_key if output_key is not None else self.keys[0]
+        self.fusion = RaterFusion(method=method, num_classes=num_classes, weights=weights, rater_dim=rater_dim)
+        self.save_staple_stats = save_staple_stats
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RaterFusiond:
+        super().set_random_state(seed, state)
+        self.fusion.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any | None = None) -> None:
+        if data is not None:
+            self.fusion.randomize(int(data))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        present = list(self.key_iterator(d))
+        if not present:
+            return d
+        if len(self.keys) == 1:
+            stack = d[present[0]]
+        else:
+            stack = self._stack([d[k] for k in present])
+        d[self.output_key] = self.fusion(stack)
+        if self.save_staple_stats and self.fusion.method == FusionMethod.STAPLE:
+            d[f"{self.output_key}_sensitivity"] = self.fusion.staple_sensitivity
+            d[f"{self.output_key}_specificity"] = self.fusion.staple_specificity
+        return d
+
+    def _stack(self, items: list[NdarrayOrTensor]) -> NdarrayOrTensor:
+        tensors = [convert_to_tensor(x, track_meta=False) for x in items]
+        tensors = [t[0] if t.ndim > 2 and t.shape[0] == 1 else t for t in tensors]
+        shapes = {tuple(t.shape) for t in tensors}
+        if len(shapes) > 1:
+            raise ValueError(f"the raters of keys {list(self.keys)} have different shapes: {sorted(shapes)}.")
+        stacked = torch.stack(tensors)
+        first = items[0]
+        if isinstance(first, MetaTensor):
+            return MetaTensor(stacked, meta=first.meta)
+        return stacked
+
+
+RaterFusionD = RaterFusionDict = RaterFusiond
