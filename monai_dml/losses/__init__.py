@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .compound import DMLCELoss
 from .dice_semimetric import DMLoss, prepare_prediction_and_target
+from .distillation import KDLoss
 from .functional import (
     ClassAverage,
     DiceDomain,
@@ -23,6 +24,7 @@ from .functional import (
     estimate_epsilon,
     overlap_statistics,
     pool_statistics,
+    temper_probabilities,
     tversky_from_statistics,
 )
 
@@ -32,11 +34,13 @@ __all__ = [
     "DMLoss",
     "DMLVariant",
     "DiceDomain",
+    "KDLoss",
     "check_soft_target",
     "dice_semimetric_loss",
     "estimate_epsilon",
     "overlap_statistics",
     "pool_statistics",
     "prepare_prediction_and_target",
+    "temper_probabilities",
     "tversky_from_statistics",
 ]

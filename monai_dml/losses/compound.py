@@ -118,11 +118,16 @@ class DMLCELoss(_Loss):
                 f"got input {tuple(input.shape)} and target {tuple(target.shape)}."
             )
         dml_loss = self.dml(input, target)  # validates the target first
-        ce_loss = self._ce(input, target) if input.shape[1] != 1 else self._bce(input, target)
+        ce_loss = self.ce(input, target) if input.shape[1] != 1 else self.bce(input, target)
         return self.lambda_dml * dml_loss + self.lambda_ce * ce_loss
 
-    def _ce(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ignore_index = self.dml.ignore_index
+    def ce(self, input: torch.Tensor, target: torch.Tensor, use_ignore_index: bool = True) -> torch.Tensor:
+        """
+        Cross-entropy of multi-channel logits against integer labels ``(B, 1, ...)`` or probabilities ``(B, C, ...)``,
+        honouring ``weight``, ``label_smoothing``, the reduction and (unless ``use_ignore_index`` is False, e.g. for
+        a teacher's probabilities) the DML term's ``ignore_index``.
+        """
+        ignore_index = self.dml.ignore_index if use_ignore_index else None
         if target.shape[1] == 1:
             return F.cross_entropy(
                 input,
@@ -147,7 +152,8 @@ class DMLCELoss(_Loss):
         total = torch.sum(per_voxel * keep)
         return total / keep.sum().clamp_min(1) if self.ce_reduction == "mean" else total
 
-    def _bce(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def bce(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy with logits of a single-channel input against a (soft) foreground map."""
         return F.binary_cross_entropy_with_logits(
             input, target.to(input.dtype), pos_weight=self.ce_weight, reduction=self.ce_reduction
         )

@@ -52,6 +52,7 @@ __all__ = [
     "dice_semimetric_loss",
     "estimate_epsilon",
     "check_soft_target",
+    "temper_probabilities",
 ]
 
 
@@ -372,6 +373,32 @@ def check_soft_target(target: torch.Tensor, name: str = "target") -> None:
             f"{name} must hold probabilities in [0, 1] (soft labels), got values in [{lo_v:.6g}, {hi_v:.6g}]. "
             "Pass an integer label map with to_onehot_y=True, or rescale the soft label."
         )
+
+
+def temper_probabilities(probs: torch.Tensor, temperature: float, dim: int = 0) -> torch.Tensor:
+    """
+    Re-temper a probability map: ``q_c = p_c^(1/T) / sum_k p_k^(1/T)``, the softmax of the logits divided by ``T``.
+
+    A single channel along ``dim`` is a binary foreground probability, re-tempered as ``[1 - p, p]`` and returned
+    as one channel. Computed in float64 in log space; zero probabilities stay zero.
+
+    Args:
+        probs: probabilities along ``dim`` (summing to 1 for more than one channel).
+        temperature: ``T > 0``; ``T < 1`` sharpens, ``T > 1`` softens, ``T = 1`` returns ``probs`` unchanged.
+        dim: the class axis. Defaults to 0 (channel-first without batch); use 1 for batches.
+
+    Returns:
+        tensor of the shape of ``probs``, float64 unless ``T = 1``.
+    """
+    if temperature == 1.0:
+        return probs
+    p = probs.double()
+    binary = p.shape[dim] == 1
+    if binary:
+        p = torch.cat([1 - p, p], dim=dim)
+    logits = torch.log(p.clamp_min(torch.finfo(torch.float64).tiny)) / temperature
+    out = torch.softmax(logits, dim=dim)
+    return out.narrow(dim, 1, 1) if binary else out
 
 
 def estimate_epsilon(

@@ -12,6 +12,27 @@
 
 from __future__ import annotations
 
-from .dice import compute_soft_dice, soft_dice_unchecked
+from .base import ReducedIterationMetric, check_metric_inputs
+from .dice import (
+    QUBIQ_THRESHOLDS,
+    BinarizedDiceMetric,
+    SoftDiceMetric,
+    compute_binarized_dice,
+    compute_soft_dice,
+    soft_dice_unchecked,
+)
+from .volume import VolumeBiasMetric, VolumeMode, compute_volume_bias
 
-__all__ = ["compute_soft_dice", "soft_dice_unchecked"]
+__all__ = [
+    "QUBIQ_THRESHOLDS",
+    "BinarizedDiceMetric",
+    "ReducedIterationMetric",
+    "SoftDiceMetric",
+    "VolumeBiasMetric",
+    "VolumeMode",
+    "check_metric_inputs",
+    "compute_binarized_dice",
+    "compute_soft_dice",
+    "compute_volume_bias",
+    "soft_dice_unchecked",
+]

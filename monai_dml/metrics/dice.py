@@ -11,11 +11,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from monai.utils import MetricReduction
 
-from monai_dml.losses.functional import check_soft_target
+from monai_dml.metrics.base import ReducedIterationMetric, check_metric_inputs
 
-__all__ = ["compute_soft_dice", "soft_dice_unchecked"]
+__all__ = [
+    "BinarizedDiceMetric",
+    "QUBIQ_THRESHOLDS",
+    "SoftDiceMetric",
+    "compute_binarized_dice",
+    "compute_soft_dice",
+    "soft_dice_unchecked",
+]
+
+#: The thresholds of QUBIQ's binarized Dice: 0.1, 0.2, ..., 0.9.
+QUBIQ_THRESHOLDS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1, 10))
 
 
 def compute_soft_dice(y_pred: torch.Tensor, y: torch.Tensor, include_background: bool = True) -> torch.Tensor:
@@ -48,12 +61,7 @@ def compute_soft_dice(y_pred: torch.Tensor, y: torch.Tensor, include_background:
         >>> compute_soft_dice(a, b)  # 2 * 1 / (2 + 1)
         tensor([[0.6667]])
     """
-    if y_pred.shape != y.shape:
-        raise ValueError(f"y_pred and y must have the same shape, got {tuple(y_pred.shape)} and {tuple(y.shape)}.")
-    if y_pred.ndim < 3:
-        raise ValueError(f"y_pred must have shape (B, C, spatial...), got {tuple(y_pred.shape)}.")
-    check_soft_target(y_pred, "y_pred")
-    check_soft_target(y, "y")
+    check_metric_inputs(y_pred, y)
     if not include_background and y_pred.shape[1] > 1:
         y_pred, y = y_pred[:, 1:], y[:, 1:]
     return soft_dice_unchecked(y_pred, y)
@@ -73,3 +81,131 @@ def soft_dice_unchecked(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     total = y_pred.sum(dim=dims) + y.sum(dim=dims)
     nan = torch.full_like(total, float("nan"))
     return torch.where(total > 0, 2 * intersection / torch.where(total > 0, total, 1.0), nan).float()
+
+
+def compute_binarized_dice(
+    y_pred: torch.Tensor,
+    y: torch.Tensor,
+    thresholds: Sequence[float] = QUBIQ_THRESHOLDS,
+    include_background: bool = True,
+) -> torch.Tensor:
+    """
+    Binarized Dice (BDice), QUBIQ's official metric: prediction and soft label are both thresholded at each level
+    ``t`` (a voxel is foreground where its value is **strictly greater** than ``t``), the Dice score is computed at
+    each level, and the scores are averaged over the levels.
+
+    .. math::
+
+        \\mathrm{BDice}(x, y) = \\frac{1}{|T|} \\sum_{t \\in T} \\mathrm{Dice}(1[x > t], 1[y > t])
+
+    At a level where both binarized maps are empty the Dice score is taken as 1 (perfect agreement, the value the
+    QUBIQ evaluation's smoothing term gives), so BDice is always defined.
+
+    Menze, B. et. al. (2020) Quantification of Uncertainties in Biomedical Image Quantification Challenge. MICCAI.
+
+    Args:
+        y_pred: probabilities, shape ``(B, C, spatial...)``.
+        y: soft label (e.g. the mean of the raters), same shape.
+        thresholds: the levels, each in (0, 1). Defaults to 0.1, 0.2, ..., 0.9.
+        include_background: if False, channel 0 is dropped (when there is more than one channel).
+
+    Returns:
+        float tensor ``(B, C)``.
+
+    Raises:
+        ValueError: for mismatched shapes, values outside [0, 1] or NaN/Inf, or thresholds outside (0, 1) or empty.
+
+    Example:
+        >>> import torch
+        >>> y = torch.tensor([[[1.0, 0.6, 0.2, 0.0]]])
+        >>> compute_binarized_dice(y, y)
+        tensor([[1.]])
+    """
+    levels = torch.as_tensor(list(thresholds), dtype=torch.float32)
+    if levels.numel() == 0 or bool((levels <= 0).any()) or bool((levels >= 1).any()):
+        raise ValueError(f"thresholds must be a non-empty sequence of values in (0, 1), got {levels.tolist()}.")
+    check_metric_inputs(y_pred, y)
+    if not include_background and y_pred.shape[1] > 1:
+        y_pred, y = y_pred[:, 1:], y[:, 1:]
+    scores = []
+    for t in levels.tolist():
+        dice = soft_dice_unchecked((y_pred > t).float(), (y > t).float())
+        scores.append(torch.nan_to_num(dice, nan=1.0))
+    return torch.stack(scores).mean(dim=0)
+
+
+class SoftDiceMetric(ReducedIterationMetric):
+    """
+    Dice score between probability maps and (soft) labels, accumulated over iterations, per image and class:
+    ``2 sum min(x, y) / (sum x + sum y)`` (:py:func:`compute_soft_dice`). With ``threshold`` both maps are first
+    binarized (``> threshold``), which gives the usual hard Dice, e.g. of the prediction against the majority vote
+    as the paper evaluates QUBIQ. Empty pairs are NaN and skipped by the reduction.
+
+    Example:
+        >>> import torch
+        >>> metric = SoftDiceMetric()
+        >>> metric(torch.tensor([[[0.5, 0.5]]]), torch.tensor([[[1.0, 0.0]]]))
+        tensor([[0.5000]])
+        >>> metric.aggregate()
+        tensor([0.5000])
+    """
+
+    def __init__(
+        self,
+        include_background: bool = True,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        threshold: float | None = None,
+    ) -> None:
+        """
+        Args:
+            include_background: if False, channel 0 is dropped. Defaults to True.
+            reduction: MONAI's ``MetricReduction`` for :py:meth:`aggregate`. Defaults to ``"mean"``.
+            get_not_nans: also return the count of non-NaN entries from :py:meth:`aggregate`. Defaults to False.
+            threshold: binarize both maps at this level (``> threshold``) before the Dice score; None keeps them soft.
+
+        Raises:
+            ValueError: when ``threshold`` is not in [0, 1).
+        """
+        super().__init__(include_background, reduction, get_not_nans)
+        if threshold is not None and not 0 <= threshold < 1:
+            raise ValueError(f"threshold must be in [0, 1) or None, got {threshold}.")
+        self.threshold = threshold
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.threshold is not None:
+            check_metric_inputs(y_pred, y)
+            y_pred, y = (y_pred > self.threshold).float(), (y > self.threshold).float()
+        return compute_soft_dice(y_pred, y, self.include_background)
+
+
+class BinarizedDiceMetric(ReducedIterationMetric):
+    """
+    QUBIQ's binarized Dice (:py:func:`compute_binarized_dice`) accumulated over iterations, per image and class.
+
+    Example:
+        >>> import torch
+        >>> metric = BinarizedDiceMetric()
+        >>> metric(torch.tensor([[[0.95, 0.05]]]), torch.tensor([[[1.0, 0.0]]]))
+        tensor([[1.]])
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float] = QUBIQ_THRESHOLDS,
+        include_background: bool = True,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        """
+        Args:
+            thresholds: the levels, each in (0, 1). Defaults to 0.1, ..., 0.9.
+            include_background: if False, channel 0 is dropped. Defaults to True.
+            reduction: MONAI's ``MetricReduction`` for :py:meth:`aggregate`. Defaults to ``"mean"``.
+            get_not_nans: also return the count of non-NaN entries from :py:meth:`aggregate`. Defaults to False.
+        """
+        super().__init__(include_background, reduction, get_not_nans)
+        self.thresholds = tuple(float(t) for t in thresholds)
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return compute_binarized_dice(y_pred, y, self.thresholds, self.include_background)

@@ -18,7 +18,7 @@ import torch
 from monai.metrics import DiceMetric
 from parameterized import parameterized
 
-from monai_dml.metrics import compute_soft_dice
+from monai_dml.metrics import BinarizedDiceMetric, SoftDiceMetric, compute_binarized_dice, compute_soft_dice
 
 CASES = [
     # shape: (1, 1, 4): 2 * 1 / (2 + 1)
@@ -54,6 +54,60 @@ class TestSoftDice(unittest.TestCase):
             compute_soft_dice(torch.full((1, 1, 3), 2.0), torch.zeros(1, 1, 3))
         with self.assertRaisesRegex(ValueError, "y contains NaN"):
             compute_soft_dice(torch.zeros(1, 1, 3), torch.full((1, 1, 3), float("nan")))
+
+
+class TestBinarizedDice(unittest.TestCase):
+    def test_identical_maps(self):
+        y = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+        np.testing.assert_allclose(compute_binarized_dice(y, y).numpy(), 1.0)
+
+    def test_against_own_half_threshold(self):
+        # x = [.9, .6, .2, .1], y = 1[x > .5] = [1, 1, 0, 0]; x > t is [1,1,1,0] at t=.1 (Dice 4/5), [1,1,0,0] at
+        # t=.2..0.5 (1, four levels), [1,0,0,0] at t=.6..0.8 (2/3, three levels), empty at t=.9 (0):
+        # mean = (0.8 + 4 + 2) / 9
+        x = torch.tensor([[[0.9, 0.6, 0.2, 0.1]]])
+        np.testing.assert_allclose(compute_binarized_dice(x, (x > 0.5).float()).item(), 6.8 / 9, rtol=1e-6)
+
+    def test_both_empty_is_one(self):
+        x = torch.full((1, 1, 3), 0.05)
+        np.testing.assert_allclose(compute_binarized_dice(x, torch.zeros(1, 1, 3)).item(), 1.0)
+
+    def test_thresholds_and_errors(self):
+        x = torch.tensor([[[0.9, 0.3]]])
+        np.testing.assert_allclose(compute_binarized_dice(x, torch.tensor([[[1.0, 1.0]]]), [0.5]).item(), 2 / 3)
+        with self.assertRaisesRegex(ValueError, "thresholds"):
+            compute_binarized_dice(x, x, [0.0, 0.5])
+        with self.assertRaisesRegex(ValueError, "thresholds"):
+            compute_binarized_dice(x, x, [])
+
+
+class TestMetricClasses(unittest.TestCase):
+    def test_accumulation_equals_one_batch(self):
+        g = torch.Generator().manual_seed(3)
+        preds, labels = torch.rand(6, 2, 5, 5, generator=g), torch.rand(6, 2, 5, 5, generator=g)
+        for cls in (SoftDiceMetric, BinarizedDiceMetric):
+            batched, whole = cls(), cls()
+            for i in range(0, 6, 2):
+                batched(preds[i : i + 2], labels[i : i + 2])
+            whole(preds, labels)
+            np.testing.assert_allclose(batched.aggregate().numpy(), whole.aggregate().numpy(), rtol=1e-6)
+            np.testing.assert_allclose(batched.aggregate("none").numpy(), whole.aggregate("none").numpy(), rtol=1e-6)
+
+    def test_threshold_is_hard_dice(self):
+        g = torch.Generator().manual_seed(4)
+        p, y = torch.rand(2, 1, 6, 6, generator=g), torch.rand(2, 1, 6, 6, generator=g)
+        hard = SoftDiceMetric(threshold=0.5)(p, y)
+        expected = DiceMetric(reduction="none")((p > 0.5).float(), (y > 0.5).float())
+        np.testing.assert_allclose(hard.numpy(), expected.numpy(), rtol=1e-6)
+        with self.assertRaisesRegex(ValueError, "threshold"):
+            SoftDiceMetric(threshold=1.5)
+
+    def test_not_nans(self):
+        metric = SoftDiceMetric(get_not_nans=True)
+        metric(torch.zeros(1, 2, 3), torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]]))
+        value, not_nans = metric.aggregate()
+        self.assertEqual(int(not_nans), 1)  # class 0 is empty in both: NaN, skipped
+        self.assertEqual(float(value), 0.0)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from monai.data import get_track_meta
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
+from monai_dml.losses.functional import temper_probabilities
+
 __all__ = ["TeacherTarget", "check_probability_map"]
 
 
@@ -96,14 +98,6 @@ class TeacherTarget(Transform):
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
         probs = convert_to_tensor(img_t, track_meta=False, dtype=torch.float64)
         check_probability_map(probs, "img")
-        out = probs
-        if self.temperature != 1.0:
-            binary = probs.shape[0] == 1
-            if binary:
-                probs = torch.cat([1 - probs, probs])
-            logits = torch.log(probs.clamp_min(torch.finfo(torch.float64).tiny)) / self.temperature
-            out = torch.softmax(logits, dim=0)
-            if binary:
-                out = out[1:]
+        out = temper_probabilities(probs, self.temperature, dim=0)
         dst = img if isinstance(img, np.ndarray) else img_t  # NumPy in, NumPy out
         return convert_to_dst_type(out, dst, dtype=torch.float32)[0]
