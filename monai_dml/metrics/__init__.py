@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from .base import ReducedIterationMetric, check_metric_inputs
+from .calibration import ECEMetric, ECEMode, calibration_bin_sums, compute_ece, ece_from_bin_sums
 from .dice import (
     QUBIQ_THRESHOLDS,
     BinarizedDiceMetric,
@@ -21,16 +22,33 @@ from .dice import (
     compute_soft_dice,
     soft_dice_unchecked,
 )
+from .kde import (
+    KDECalibrationErrorMetric,
+    KDEKernel,
+    compute_kde_calibration_error,
+    dirichlet_log_kernel,
+    kde_conditional_expectation,
+)
 from .volume import VolumeBiasMetric, VolumeMode, compute_volume_bias
 
 __all__ = [
     "QUBIQ_THRESHOLDS",
     "BinarizedDiceMetric",
+    "ECEMetric",
+    "ECEMode",
+    "KDECalibrationErrorMetric",
+    "KDEKernel",
     "ReducedIterationMetric",
     "SoftDiceMetric",
     "VolumeBiasMetric",
     "VolumeMode",
+    "calibration_bin_sums",
     "check_metric_inputs",
+    "compute_ece",
+    "compute_kde_calibration_error",
+    "dirichlet_log_kernel",
+    "ece_from_bin_sums",
+    "kde_conditional_expectation",
     "compute_binarized_dice",
     "compute_soft_dice",
     "compute_volume_bias",

@@ -70,6 +70,6 @@ class ReducedIterationMetric(CumulativeIterationMetric):
         """
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor):
-            raise ValueError(f"the data to aggregate must be a tensor, got {type(data).__name__}.")
+            raise ValueError(f"nothing to aggregate: call the metric on data first (buffer: {type(data).__name__}).")
         f, not_nans = do_metric_reduction(data, reduction or self.reduction)
         return (f, not_nans) if self.get_not_nans else f

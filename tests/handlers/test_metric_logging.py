@@ -22,7 +22,8 @@ import torch
 from ignite.engine import Engine
 from monai.handlers import IgniteMetricHandler, MetricsSaver, from_engine
 
-from monai_dml.metrics import BinarizedDiceMetric, SoftDiceMetric, VolumeBiasMetric
+from monai_dml.handlers import ReliabilityDiagramSaver
+from monai_dml.metrics import BinarizedDiceMetric, ECEMetric, SoftDiceMetric, VolumeBiasMetric
 
 
 class TestMetricLogging(unittest.TestCase):
@@ -57,6 +58,25 @@ class TestMetricLogging(unittest.TestCase):
                 self.assertEqual(len(rows), 1 + 6)  # header + one row per case
                 self.assertEqual(rows[1][0], "case0")
             self.assertTrue(os.path.isfile(os.path.join(tmp, "metrics.csv")))
+
+    def test_reliability_diagram_saver(self):
+        g = torch.Generator().manual_seed(1)
+        batches = []
+        for _ in range(3):
+            p = torch.rand(2, 1, 16, 16, generator=g)
+            batches.append({"pred": p, "label": (torch.rand(2, 1, 16, 16, generator=g) < p).float()})
+        engine = Engine(lambda e, batch: batch)
+        with tempfile.TemporaryDirectory() as tmp:
+            saver = ReliabilityDiagramSaver(save_dir=tmp, filename="rel_{epoch}.png")
+            saver.attach(engine)
+            engine.run(batches, max_epochs=1)
+            path = os.path.join(tmp, "rel_1.png")
+            self.assertTrue(os.path.isfile(path) and os.path.getsize(path) > 1000)
+            # the diagram's bins are exactly those of an ECEMetric over the same data
+            ref = ECEMetric()
+            for b in batches:
+                ref(b["pred"], b["label"])
+            torch.testing.assert_close(saver.metric.aggregate_pooled(), ref.aggregate_pooled())
 
 
 if __name__ == "__main__":
