@@ -18,11 +18,9 @@ MONAI's nearest counterparts in the same run: ``DiceMetric`` on binarized maps a
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import median_time
 from monai.metrics import CalibrationErrorMetric, DiceMetric
 
 from monai_dml.metrics import (
@@ -32,16 +30,6 @@ from monai_dml.metrics import (
     compute_soft_dice,
     compute_volume_bias,
 )
-
-
-def timeit(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -69,7 +57,7 @@ def main() -> None:
     ]
     print(f"shape {shape}, torch={torch.__version__}, threads={args.threads}, median of {args.repeats}")
     for name, fn in rows:
-        print(f"{name:34s} {timeit(fn, args.repeats):8.3f} s")
+        print(f"{name:34s} {median_time(fn, args.repeats):8.3f} s")
 
 
 if __name__ == "__main__":

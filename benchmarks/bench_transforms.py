@@ -25,12 +25,11 @@ Results go to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from _timing import median_time
 from monai.transforms import MeanEnsemble, VoteEnsemble
 
 from monai_dml.transforms import RaterFusion
@@ -82,16 +81,6 @@ def reference(method: str) -> Callable[[np.ndarray], object]:
     return itk_staple
 
 
-def timeit(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -106,8 +95,8 @@ def main() -> None:
         print(f"\n{n_raters} raters at {'x'.join(map(str, shape))}")
         print(f"{'method':10s} {'RaterFusion ms':>15s} {'Mvox/s':>8s} {'reference ms':>13s} {'ratio':>6s}")
         for method in ("majority", "random", "uniform", "weighted", "staple"):
-            ours = timeit(lambda m=method, t=tensor: RaterFusion(m)(t), args.repeats)
-            ref = timeit(lambda m=method, r=raters: reference(m)(r), args.repeats)
+            ours = median_time(lambda m=method, t=tensor: RaterFusion(m)(t), args.repeats)
+            ref = median_time(lambda m=method, r=raters: reference(m)(r), args.repeats)
             print(f"{method:10s} {1e3 * ours:15.1f} {voxels / ours / 1e6:8.1f} {1e3 * ref:13.1f} {ours / ref:6.2f}")
 
 
