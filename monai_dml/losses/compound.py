@@ -121,13 +121,14 @@ class DMLCELoss(_Loss):
         ce_loss = self.ce(input, target) if input.shape[1] != 1 else self.bce(input, target)
         return self.lambda_dml * dml_loss + self.lambda_ce * ce_loss
 
-    def ce(self, input: torch.Tensor, target: torch.Tensor, use_ignore_index: bool = True) -> torch.Tensor:
+    def ce(self, input: torch.Tensor, target: torch.Tensor, label_target: bool = True) -> torch.Tensor:
         """
         Cross-entropy of multi-channel logits against integer labels ``(B, 1, ...)`` or probabilities ``(B, C, ...)``,
-        honouring ``weight``, ``label_smoothing``, the reduction and (unless ``use_ignore_index`` is False, e.g. for
-        a teacher's probabilities) the DML term's ``ignore_index``.
+        honouring ``weight`` and the reduction and, for a label (``label_target``; False e.g. for a teacher's
+        probabilities), ``label_smoothing`` and the DML term's ``ignore_index``.
         """
-        ignore_index = self.dml.ignore_index if use_ignore_index else None
+        ignore_index = self.dml.ignore_index if label_target else None
+        label_smoothing = self.label_smoothing if label_target else 0.0
         if target.shape[1] == 1:
             return F.cross_entropy(
                 input,
@@ -135,15 +136,15 @@ class DMLCELoss(_Loss):
                 weight=self.ce_weight,
                 ignore_index=-100 if ignore_index is None else ignore_index,
                 reduction=self.ce_reduction,
-                label_smoothing=self.label_smoothing,
+                label_smoothing=label_smoothing,
             )
         target = target.to(input.dtype)
         if ignore_index is None:
             return F.cross_entropy(
-                input, target, weight=self.ce_weight, reduction=self.ce_reduction, label_smoothing=self.label_smoothing
+                input, target, weight=self.ce_weight, reduction=self.ce_reduction, label_smoothing=label_smoothing
             )
         per_voxel = F.cross_entropy(
-            input, target, weight=self.ce_weight, reduction="none", label_smoothing=self.label_smoothing
+            input, target, weight=self.ce_weight, reduction="none", label_smoothing=label_smoothing
         )
         if 0 <= ignore_index < target.shape[1]:
             keep = 1.0 - target[:, ignore_index]
@@ -152,8 +153,19 @@ class DMLCELoss(_Loss):
         total = torch.sum(per_voxel * keep)
         return total / keep.sum().clamp_min(1) if self.ce_reduction == "mean" else total
 
-    def bce(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy with logits of a single-channel input against a (soft) foreground map."""
-        return F.binary_cross_entropy_with_logits(
-            input, target.to(input.dtype), pos_weight=self.ce_weight, reduction=self.ce_reduction
-        )
+    def bce(self, input: torch.Tensor, target: torch.Tensor, label_target: bool = True) -> torch.Tensor:
+        """
+        Binary cross-entropy with logits of a single-channel input against a (soft) foreground map, with ``weight`` as
+        ``pos_weight`` (as MONAI's DiceCELoss) and, for a label, the voxels of ``ignore_index`` excluded.
+        ``label_smoothing`` does not apply to the binary case (as in MONAI).
+        """
+        ignore_index = self.dml.ignore_index if label_target else None
+        if ignore_index is None:
+            return F.binary_cross_entropy_with_logits(
+                input, target.to(input.dtype), pos_weight=self.ce_weight, reduction=self.ce_reduction
+            )
+        keep = (target != ignore_index).to(input.dtype)
+        clean = torch.where(keep > 0, target.to(input.dtype), torch.zeros_like(input))
+        per_voxel = F.binary_cross_entropy_with_logits(input, clean, pos_weight=self.ce_weight, reduction="none")
+        total = torch.sum(per_voxel * keep)
+        return total / keep.sum().clamp_min(1) if self.ce_reduction == "mean" else total

@@ -116,7 +116,11 @@ def prepare_prediction_and_target(
             target = one_hot(target, num_classes=n_pred_ch)
             converted = True
     if not converted:
-        check_soft_target(target)
+        # voxels marked with ignore_index (e.g. 255) are not probabilities; they are masked out below
+        if ignore_index is not None and target.shape[1] == 1:
+            check_soft_target(torch.where(target == ignore_index, torch.zeros_like(target), target))
+        else:
+            check_soft_target(target)
 
     if not include_background:
         if n_pred_ch == 1:
@@ -182,7 +186,8 @@ class DMLoss(_Loss):
 
         The smoothing terms enter as ``(2 TP + smooth_nr) / (2 (TP + alpha FP + beta FN) + smooth_dr)``, which is
         MONAI's DiceLoss form; relative to ``monai.losses.TverskyLoss`` the smoothing terms are doubled.
-        MONAI's ``soft_label=True`` is ``variant="dml1"`` and ``soft_label=False`` is ``variant="sdl"``.
+        MONAI's ``soft_label=True`` is ``variant="dml1"`` and ``soft_label=False`` is ``variant="sdl"``; both
+        spellings are accepted.
 
     Example:
         >>> import torch
@@ -207,8 +212,9 @@ class DMLoss(_Loss):
         smooth_dr: Sequence[float] | float | torch.Tensor = 1e-5,
         batch: bool = False,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        soft_label: bool | None = None,
         ignore_index: int | None = None,
-        variant: DMLVariant | str = DMLVariant.DML1,
+        variant: DMLVariant | str | None = None,
         phi: DiceDomain | str | None = None,
         alpha: float | None = None,
         beta: float | None = None,
@@ -241,8 +247,11 @@ class DMLoss(_Loss):
             batch: MONAI's switch for summing over the batch; ``True`` is an alias of ``phi="BI"``. Defaults to False.
             weight: class weights, a number or one value per class (after ``include_background``), no less than 0.
                 Ignored for a single-channel input, as in MONAI. Defaults to None.
+            soft_label: MONAI's switch, accepted for drop-in use: True selects ``"dml1"`` (or keeps ``"dml2"``),
+                False selects ``"sdl"``. Defaults to None: decided by ``variant``.
             ignore_index: label value whose voxels are excluded from the loss (MONAI's rule). Defaults to None.
-            variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}. Defaults to ``"dml1"``, the paper's recommendation.
+            variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}. Defaults to None: ``"dml1"``, the paper's recommendation
+                (``"sdl"`` with ``soft_label=False``).
             phi: summation domain {``"I"``, ``"BI"``, ``"CI"``, ``"BCI"``} (Tilborghs et al.). Defaults to None:
                 ``"BI"`` if ``batch`` else ``"I"``.
             alpha: false-positive weight of the Tversky form. Defaults to None: 0.5, or 1 with ``jaccard``.
@@ -256,7 +265,8 @@ class DMLoss(_Loss):
         Raises:
             TypeError: when ``other_act`` is not callable.
             ValueError: for incompatible activations, an unknown ``reduction``, ``variant``, ``phi`` or
-                ``class_average``, ``batch=True`` with a ``phi`` other than ``"BI"``, ``jaccard`` together with
+                ``class_average``, ``soft_label`` contradicting ``variant``, ``batch=True`` with a ``phi`` other
+                than ``"BI"``, ``jaccard`` together with
                 ``alpha``/``beta``, negative or non-finite weights/smoothing/``alpha``/``beta``, or ``gamma < 1``.
         """
         super().__init__(reduction=look_up_option(reduction, LossReduction).value)
@@ -264,7 +274,16 @@ class DMLoss(_Loss):
             raise TypeError(f"other_act must be None or callable but is {type(other_act).__name__}.")
         if int(sigmoid) + int(softmax) + int(other_act is not None) > 1:
             raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
+        if soft_label is None:
+            variant = DMLVariant.DML1 if variant is None else variant
+        elif variant is None:
+            variant = DMLVariant.DML1 if soft_label else DMLVariant.SDL
         self.variant = look_up_option(variant, DMLVariant)
+        if soft_label is not None and soft_label == (self.variant == DMLVariant.SDL):
+            raise ValueError(
+                f"soft_label={soft_label} contradicts variant={self.variant.value!r}: soft_label=True means a DML "
+                "variant, soft_label=False the soft Dice loss 'sdl'."
+            )
         if phi is None:
             phi = DiceDomain.BI if batch else DiceDomain.I
         self.phi = look_up_option(phi, DiceDomain)

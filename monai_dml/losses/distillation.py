@@ -89,7 +89,8 @@ class KDLoss(_Loss):
         self.label_weight = float(label_weight)
         self.teacher_weight = float(teacher_weight)
         self.label_loss = DMLCELoss(lambda_ce=lambda_ce, lambda_dml=lambda_dml, **dml_kwargs)
-        teacher_kwargs = {k: v for k, v in dml_kwargs.items() if k not in ("to_onehot_y", "ignore_index", "weight")}
+        label_only = ("to_onehot_y", "ignore_index", "weight", "label_smoothing", "reduction", "lambda_dice")
+        teacher_kwargs = {k: v for k, v in dml_kwargs.items() if k not in label_only}
         self.teacher_dml = DMLoss(
             reduction=self.label_loss.ce_reduction, weight=self.label_loss.dml.class_weight, **teacher_kwargs
         )
@@ -118,6 +119,6 @@ class KDLoss(_Loss):
         q = temper_probabilities(teacher.detach(), self.temperature, dim=1).to(input.dtype)
         scaled = input / self.temperature
         lc = self.label_loss
-        ce = lc.ce(scaled, q, use_ignore_index=False) if input.shape[1] != 1 else lc.bce(scaled, q)
+        ce = lc.ce(scaled, q, label_target=False) if input.shape[1] != 1 else lc.bce(scaled, q, label_target=False)
         teacher_term = lc.lambda_ce * self.temperature**2 * ce + lc.lambda_dml * self.teacher_dml(scaled, q)
         return self.label_weight * label_term + self.teacher_weight * teacher_term

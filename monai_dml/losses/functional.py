@@ -479,5 +479,5 @@ def _one_hot_checked(t: torch.Tensor, num_classes: int, name: str) -> torch.Tens
     lo, hi = float(t.min()), float(t.max())
     if lo < 0 or hi >= num_classes or not bool(torch.all(t == t.round())):
         raise ValueError(f"{name} must be an integer label map in [0, {num_classes - 1}], got values in [{lo}, {hi}].")
-    out = torch.zeros((t.shape[0], num_classes, *t.shape[2:]), dtype=torch.float32)
+    out = torch.zeros((t.shape[0], num_classes, *t.shape[2:]), dtype=torch.float32, device=t.device)
     return out.scatter_(1, t.long(), 1.0)

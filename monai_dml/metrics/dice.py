@@ -70,17 +70,26 @@ def compute_soft_dice(y_pred: torch.Tensor, y: torch.Tensor, include_background:
 def soft_dice_unchecked(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     :py:func:`compute_soft_dice` without input checks, for callers that validated already; ``y`` may broadcast
-    against ``y_pred``. Sums accumulate in the inputs' floating dtype (float32 pairwise summation is exact for
-    voxel counts up to 2**24 per image and class, and accurate to ~1e-7 relative for soft maps).
+    against ``y_pred``. Sums accumulate in float32 (float64 for float64 input) without copying the inputs; float32
+    pairwise summation is exact for voxel counts up to 2**24 per image and class and accurate to ~1e-7 relative
+    for soft maps, and half-precision input cannot overflow.
 
     Returns:
         float32 ``(B, C)``; NaN where both maps are empty.
     """
     dims = tuple(range(2, y_pred.ndim))
-    intersection = torch.minimum(y_pred, y).sum(dim=dims)
-    total = y_pred.sum(dim=dims) + y.sum(dim=dims)
+    acc = torch.float64 if y_pred.dtype == torch.float64 else torch.float32  # half precision would overflow
+    intersection = torch.minimum(y_pred, y).sum(dim=dims, dtype=acc)
+    total = y_pred.sum(dim=dims, dtype=acc) + y.sum(dim=dims, dtype=acc)
     nan = torch.full_like(total, float("nan"))
     return torch.where(total > 0, 2 * intersection / torch.where(total > 0, total, 1.0), nan).float()
+
+
+def _check_thresholds(thresholds: Sequence[float]) -> torch.Tensor:
+    levels = torch.as_tensor(list(thresholds), dtype=torch.float32)
+    if levels.numel() == 0 or bool((levels <= 0).any()) or bool((levels >= 1).any()):
+        raise ValueError(f"thresholds must be a non-empty sequence of values in (0, 1), got {levels.tolist()}.")
+    return levels
 
 
 def compute_binarized_dice(
@@ -121,9 +130,7 @@ def compute_binarized_dice(
         >>> compute_binarized_dice(y, y)
         tensor([[1.]])
     """
-    levels = torch.as_tensor(list(thresholds), dtype=torch.float32)
-    if levels.numel() == 0 or bool((levels <= 0).any()) or bool((levels >= 1).any()):
-        raise ValueError(f"thresholds must be a non-empty sequence of values in (0, 1), got {levels.tolist()}.")
+    levels = _check_thresholds(thresholds)
     check_metric_inputs(y_pred, y)
     if not include_background and y_pred.shape[1] > 1:
         y_pred, y = y_pred[:, 1:], y[:, 1:]
@@ -205,7 +212,7 @@ class BinarizedDiceMetric(ReducedIterationMetric):
             get_not_nans: also return the count of non-NaN entries from :py:meth:`aggregate`. Defaults to False.
         """
         super().__init__(include_background, reduction, get_not_nans)
-        self.thresholds = tuple(float(t) for t in thresholds)
+        self.thresholds = tuple(_check_thresholds(thresholds).tolist())
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return compute_binarized_dice(y_pred, y, self.thresholds, self.include_background)

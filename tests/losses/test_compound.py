@@ -86,6 +86,14 @@ class TestDMLCELoss(unittest.TestCase):
         b = DMLCELoss(softmax=True, ignore_index=1)(x, one_hot(idx, num_classes=3))
         np.testing.assert_allclose(a.item(), b.item(), rtol=1e-5)
 
+    def test_binary_ignore_index(self):
+        g = torch.Generator().manual_seed(5)
+        x = torch.randn(1, 1, 2, 4, generator=g)
+        y = torch.tensor([[[[1.0, 0.0, 1.0, 0.0], [255, 255, 255, 255]]]])
+        masked = DMLCELoss(sigmoid=True, ignore_index=255)(x, y)
+        crop = DMLCELoss(sigmoid=True)(x[..., :1, :], y[..., :1, :])
+        np.testing.assert_allclose(masked.item(), crop.item(), rtol=1e-5)
+
     def test_errors(self):
         with self.assertRaisesRegex(ValueError, "lambda_ce"):
             DMLCELoss(lambda_ce=-1.0)

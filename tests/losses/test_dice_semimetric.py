@@ -365,6 +365,14 @@ class TestGradients(unittest.TestCase):
         loss = DMLoss(softmax=True, variant="dml2", gamma=1.5, alpha=0.3, beta=0.7, weight=(1.0, 2.0, 0.5))
         self.assertTrue(torch.autograd.gradcheck(lambda t: loss(t, y), (x,), eps=1e-6, atol=1e-6))
 
+    def test_binary_ignore_sentinel(self):
+        # a single-channel soft target with 255 marking unlabelled voxels: equal to the loss on the labelled ones
+        x = torch.randn(1, 1, 2, 4)
+        y = torch.tensor([[[[1.0, 0.5, 0.0, 1.0], [255, 255, 255, 255]]]])
+        masked = DMLoss(sigmoid=True, ignore_index=255)(x, y)
+        crop = DMLoss(sigmoid=True)(x[..., :1, :], y[..., :1, :])
+        np.testing.assert_allclose(masked.item(), crop.item(), rtol=1e-6)
+
     def test_ignored_voxels_have_zero_gradient(self):
         x = torch.randn(1, 3, 4, 4, requires_grad=True)
         t = torch.tensor([[[0, 1, 0, 1], [1, 0, 1, 0], [2, 2, 2, 2], [2, 2, 2, 2]]]).unsqueeze(0)
@@ -458,6 +466,17 @@ class TestErrors(unittest.TestCase):
 
 
 class TestIntegration(unittest.TestCase):
+    def test_soft_label_switch(self):
+        self.assertEqual(DMLoss(soft_label=True).variant, "dml1")
+        self.assertEqual(DMLoss(soft_label=False).variant, "sdl")
+        self.assertEqual(DMLoss(soft_label=True, variant="dml2").variant, "dml2")
+        with self.assertRaisesRegex(ValueError, "soft_label=False contradicts variant='dml1'"):
+            DMLoss(soft_label=False, variant="dml1")
+        x, y = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
+        np.testing.assert_allclose(
+            DMLoss(soft_label=True)(x, y).item(), DiceLoss(soft_label=True)(x, y).item(), rtol=1e-5
+        )
+
     def test_config_parser(self):
         config = {"loss": {"_target_": "monai_dml.losses.DMLoss", "softmax": True, "variant": "dml2", "phi": "BI"}}
         loss = ConfigParser(config).get_parsed_content("loss")

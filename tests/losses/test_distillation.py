@@ -46,6 +46,16 @@ class TestKDLoss(unittest.TestCase):
         expected = 0.25 * F.binary_cross_entropy_with_logits(s, teacher) + 0.75 * DMLoss(sigmoid=True)(s, teacher)
         np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
 
+    def test_label_smoothing_only_on_the_label(self):
+        g = torch.Generator().manual_seed(3)
+        s = torch.randn(1, 3, 4, 4, generator=g)
+        teacher = torch.softmax(torch.randn(1, 3, 4, 4, generator=g), 1)
+        only_teacher = KDLoss(softmax=True, label_weight=0.0, teacher_weight=1.0, label_smoothing=0.2)(
+            s, teacher, teacher
+        )
+        plain = KDLoss(softmax=True, label_weight=0.0, teacher_weight=1.0)(s, teacher, teacher)
+        np.testing.assert_allclose(only_teacher.item(), plain.item(), rtol=1e-6)
+
     def test_gradcheck(self):
         g = torch.Generator().manual_seed(2)
         s = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)

@@ -42,6 +42,10 @@ class TestSoftDice(unittest.TestCase):
         expected = DiceMetric(include_background=True, reduction="none")(a, b)
         np.testing.assert_allclose(compute_soft_dice(a, b).numpy(), expected.numpy(), rtol=1e-6)
 
+    def test_half_precision_does_not_overflow(self):
+        ones = torch.ones(1, 1, 300, 300, dtype=torch.float16)
+        np.testing.assert_allclose(compute_soft_dice(ones, ones).item(), 1.0)
+
     def test_empty_is_nan_and_background(self):
         out = compute_soft_dice(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), include_background=False)
         self.assertEqual(tuple(out.shape), (1, 1))
@@ -79,6 +83,8 @@ class TestBinarizedDice(unittest.TestCase):
             compute_binarized_dice(x, x, [0.0, 0.5])
         with self.assertRaisesRegex(ValueError, "thresholds"):
             compute_binarized_dice(x, x, [])
+        with self.assertRaisesRegex(ValueError, "thresholds"):
+            BinarizedDiceMetric(thresholds=[1.0])
 
 
 class TestMetricClasses(unittest.TestCase):

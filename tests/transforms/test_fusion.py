@@ -202,6 +202,8 @@ class TestRaterFusiond(unittest.TestCase):
         np.testing.assert_allclose(np.asarray(out["label"]), [[[1.0, 2 / 3, 0.0, 1 / 3]]], rtol=1e-6)
         with self.assertRaisesRegex(ValueError, "output_key is required"):
             RaterFusiond(["r0", "r1"])
+        with self.assertRaisesRegex(ValueError, "rater_dim applies to a single stacked key"):
+            RaterFusiond(["r0", "r1"], output_key="label", rater_dim=1)
         with self.assertRaisesRegex(ValueError, "different shapes"):
             RaterFusiond(["r0", "r1"], output_key="label")({"r0": THREE[0], "r1": torch.zeros(1, 5)})
 

@@ -87,7 +87,7 @@ def stack_to_probabilities(raters: torch.Tensor, num_classes: int | None = None,
     if num_classes is None:
         return values.to(torch.float32).unsqueeze(1)
     labels = values.long()
-    one_hot = torch.zeros((labels.shape[0], num_classes, *labels.shape[1:]), dtype=torch.float32)
+    one_hot = torch.zeros((labels.shape[0], num_classes, *labels.shape[1:]), dtype=torch.float32, device=labels.device)
     return one_hot.scatter_(1, labels.unsqueeze(1), 1.0)
 
 
@@ -246,12 +246,12 @@ class RaterFusion(Randomizable, Transform):
         if self.weights is None:
             weights = _rater_dice(onehot, majority_vote(onehot))
             if float(weights.sum()) <= 0:  # every rater disagrees completely with the majority: fall back to uniform
-                weights = torch.ones(n_raters)
+                weights = torch.ones(n_raters, device=onehot.device)
         else:
             if self.weights.numel() != n_raters:
                 raise ValueError(f"weights has {self.weights.numel()} values but the case has {n_raters} raters.")
             weights = self.weights
-        weights = weights / weights.sum()
+        weights = (weights / weights.sum()).to(onehot)
         return torch.tensordot(weights, onehot, dims=([0], [0]))
 
     def _staple(self, raters: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,10 @@ class RaterFusiond(Randomizable, MapTransform):
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) > 1 and output_key is None:
             raise ValueError(f"output_key is required when several keys are fused, got keys {list(self.keys)}.")
+        if len(self.keys) > 1 and rater_dim != 0:
+            raise ValueError(
+                f"rater_dim applies to a single stacked key; with several keys it must be 0, got {rater_dim}."
+            )
         self.output_key = output_key if output_key is not None else self.keys[0]
         self.fusion = RaterFusion(method=method, num_classes=num_classes, weights=weights, rater_dim=rater_dim)
         self.save_staple_stats = save_staple_stats

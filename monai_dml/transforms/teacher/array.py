@@ -19,7 +19,7 @@ from monai.data import get_track_meta
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from monai_dml.losses.functional import temper_probabilities
+from monai_dml.losses.functional import check_soft_target, temper_probabilities
 
 __all__ = ["TeacherTarget", "check_probability_map"]
 
@@ -27,18 +27,20 @@ __all__ = ["TeacherTarget", "check_probability_map"]
 def check_probability_map(probs: torch.Tensor, name: str = "img", tolerance: float = 1e-3) -> None:
     """
     Raise unless ``probs`` is a channel-first probability map: finite values in [0, 1], and for more than one
-    channel, channels summing to 1 within ``tolerance``.
+    channel, channels summing to 1 within ``tolerance``. The value check is
+    :py:func:`monai_dml.losses.check_soft_target` (one pass); this adds the channel sums.
+
+    Args:
+        probs: channel-first ``(C, spatial...)`` map.
+        name: the argument name used in error messages. Defaults to ``"img"``.
+        tolerance: largest accepted deviation of the channel sums from 1. Defaults to 1e-3.
 
     Raises:
         ValueError: naming ``name``, with the range or the largest deviation of the channel sums found.
     """
     if probs.ndim < 2:
         raise ValueError(f"{name} must be channel-first (C, spatial...), got shape {tuple(probs.shape)}.")
-    if not bool(torch.isfinite(probs).all()):
-        raise ValueError(f"{name} contains NaN or Inf values.")
-    lo, hi = float(probs.min()), float(probs.max())
-    if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must hold probabilities in [0, 1], got values in [{lo:.6g}, {hi:.6g}].")
+    check_soft_target(probs, name)
     if probs.shape[0] > 1:
         deviation = float((probs.sum(dim=0) - 1).abs().max())
         if deviation > tolerance:
