@@ -246,7 +246,17 @@ def pool_statistics(stats: torch.Tensor, phi: DiceDomain | str) -> torch.Tensor:
     Pool per-image, per-class sums ``(B, C)`` over the axes that the domain Phi joins.
 
     Soft counts are sums over voxels, so pooling them is exact: ``"BI"`` sums over the batch, ``"CI"`` over the
-    classes, ``"BCI"`` over both. The result keeps both axes with size 1 where pooled: ``(B or 1, C or 1)``.
+    classes, ``"BCI"`` over both.
+
+    Args:
+        stats: per-image, per-class sums, shape ``(B, C)``.
+        phi: the domain {``"I"``, ``"BI"``, ``"CI"``, ``"BCI"``}.
+
+    Returns:
+        ``(B or 1, C or 1)``: both axes kept, with size 1 where pooled.
+
+    Raises:
+        ValueError: for an unknown ``phi``.
     """
     phi = DiceDomain(phi)
     if phi in (DiceDomain.BI, DiceDomain.BCI):
@@ -270,6 +280,18 @@ def tversky_from_statistics(
 
     Where the denominator is 0 (empty prediction and target with ``smooth_dr = 0``) prediction and target agree
     perfectly, and the loss is defined as 0 with a zero gradient instead of ``0/0 = NaN``.
+
+    Args:
+        tp: soft true positives, any shape.
+        fp: soft false positives, broadcastable to ``tp``.
+        fn: soft false negatives, broadcastable to ``tp``.
+        alpha: false-positive weight (0.5 Dice, 1 Jaccard). Defaults to 0.5.
+        beta: false-negative weight (0.5 Dice, 1 Jaccard). Defaults to 0.5.
+        smooth_nr: numerator smoothing, a float or a tensor broadcastable to ``tp``. Defaults to 1e-5.
+        smooth_dr: denominator smoothing, like ``smooth_nr``. Defaults to 1e-5.
+
+    Returns:
+        the loss, elementwise, of the broadcast shape.
     """
     numerator = 2 * tp + smooth_nr
     denominator = 2 * (tp + alpha * fp + beta * fn) + smooth_dr
@@ -358,6 +380,10 @@ def check_soft_target(target: torch.Tensor, name: str = "target") -> None:
     Raise unless every value of ``target`` is a finite probability in [0, 1].
 
     One pass over the tensor (``torch.aminmax``); NaN fails both comparisons, so it is caught too.
+
+    Args:
+        target: any tensor.
+        name: the argument name used in error messages. Defaults to ``"target"``.
 
     Raises:
         ValueError: naming ``name``, the range found and whether it holds NaN or Inf.

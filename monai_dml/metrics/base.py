@@ -27,6 +27,10 @@ def check_metric_inputs(y_pred: torch.Tensor, y: torch.Tensor) -> None:
     """
     Raise unless ``y_pred`` and ``y`` are ``(B, C, spatial...)`` maps of one shape with finite values in [0, 1].
 
+    Args:
+        y_pred: the prediction.
+        y: the reference.
+
     Raises:
         ValueError: naming ``y_pred`` or ``y``, with both shapes or the range found.
     """
@@ -51,6 +55,12 @@ class ReducedIterationMetric(CumulativeIterationMetric):
         reduction: MetricReduction | str = MetricReduction.MEAN,
         get_not_nans: bool = False,
     ) -> None:
+        """
+        Args:
+            include_background: if False, channel 0 is dropped (when there is more than one). Defaults to True.
+            reduction: MONAI's ``MetricReduction`` used by :py:meth:`aggregate`. Defaults to ``"mean"``.
+            get_not_nans: also return the count of non-NaN entries from :py:meth:`aggregate`. Defaults to False.
+        """
         super().__init__()
         self.include_background = include_background
         self.reduction = reduction

@@ -74,6 +74,10 @@ def soft_dice_unchecked(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     pairwise summation is exact for voxel counts up to 2**24 per image and class and accurate to ~1e-7 relative
     for soft maps, and half-precision input cannot overflow.
 
+    Args:
+        y_pred: ``(B, C, spatial...)`` map in [0, 1].
+        y: map in [0, 1], broadcastable to ``y_pred``.
+
     Returns:
         float32 ``(B, C)``; NaN where both maps are empty.
     """

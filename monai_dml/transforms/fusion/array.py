@@ -99,6 +99,9 @@ def majority_vote(onehot: torch.Tensor) -> torch.Tensor:
     is background). Multi-class: the per-voxel mode; among tied classes the lowest class index wins, so ties go to
     the background (class 0) first. Deterministic.
 
+    Args:
+        onehot: ``(R, C, spatial...)`` per-rater probability channels (binary masks or one-hot maps).
+
     Returns:
         float32 ``(C, spatial...)``: a binary mask or a one-hot map.
     """
