@@ -221,6 +221,7 @@ class DMLoss(_Loss):
         gamma: float = 1.0,
         class_average: ClassAverage | str = ClassAverage.ALL,
         present_threshold: float = 0.0,
+        sync_batch: bool = False,
     ) -> None:
         """
         Args:
@@ -261,6 +262,9 @@ class DMLoss(_Loss):
             class_average: {``"all"``, ``"present"``}: average over all domain elements, or only over those whose
                 target has a voxel above ``present_threshold``. Defaults to ``"all"``.
             present_threshold: threshold on the target maximum for ``class_average="present"``. Defaults to 0.
+            sync_batch: under DDP, pool ``"BI"``/``"BCI"`` over the global batch of all ranks (a differentiable
+                all-reduce of the soft counts), so that 2 ranks x batch 4 give the loss and gradients of 1 rank x
+                batch 8. Defaults to False (each rank pools its own batch, as MONAI's ``batch=True`` does).
 
         Raises:
             TypeError: when ``other_act`` is not callable.
@@ -302,6 +306,7 @@ class DMLoss(_Loss):
         self.gamma = float(gamma)
         self.class_average = look_up_option(class_average, ClassAverage)
         self.present_threshold = float(present_threshold)
+        self.sync_batch = sync_batch
         self.include_background = include_background
         self.to_onehot_y = to_onehot_y
         self.sigmoid = sigmoid
@@ -364,6 +369,7 @@ class DMLoss(_Loss):
             smooth_dr=self.smooth_dr,
             weight=weight,
             squared=self.squared_pred,
+            sync_batch=self.sync_batch,
         )
         mask = self._present_mask(y) if self.class_average == ClassAverage.PRESENT else None
         return self._reduce(f, mask, input.ndim)
@@ -372,6 +378,8 @@ class DMLoss(_Loss):
         peak = torch.amax(y.detach(), dim=tuple(range(2, y.ndim)))
         if self.phi in (DiceDomain.BI, DiceDomain.BCI):
             peak = peak.amax(dim=0, keepdim=True)
+            if self.sync_batch and torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(peak, op=torch.distributed.ReduceOp.MAX)
         if self.phi in (DiceDomain.CI, DiceDomain.BCI):
             peak = peak.amax(dim=1, keepdim=True)
         return peak > self.present_threshold

@@ -51,6 +51,7 @@ __all__ = [
     "tversky_from_statistics",
     "dice_semimetric_loss",
     "estimate_epsilon",
+    "all_reduce_sum",
     "check_soft_target",
     "temper_probabilities",
 ]
@@ -312,6 +313,7 @@ def dice_semimetric_loss(
     smooth_dr: torch.Tensor | float = 1e-5,
     weight: torch.Tensor | None = None,
     squared: bool = False,
+    sync_batch: bool = False,
 ) -> torch.Tensor:
     """
     Dice semimetric loss per summation domain, before any reduction.
@@ -334,6 +336,10 @@ def dice_semimetric_loss(
             its weight (as MONAI does); for ``"CI"``/``"BCI"`` the weights scale each class's soft counts inside
             the pooled sums (a generalised Dice), and per-class smoothing terms are summed over the classes.
         squared: use the L2 relaxation (MONAI's ``squared_pred``).
+        sync_batch: under ``torch.distributed``, make the batch-pooled domains ``"BI"``/``"BCI"`` pool over the
+            global batch of all ranks: the soft counts are summed across ranks with a differentiable all-reduce,
+            so with DDP the loss and the parameter gradients equal those of one process with the whole batch.
+            Ignored for ``"I"``/``"CI"`` (nothing crosses images) and when no process group is initialised.
 
     Returns:
         Loss of shape ``(B or 1, C or 1)``: one value per domain element, ``B`` and ``C`` collapsed to 1 where
@@ -358,12 +364,32 @@ def dice_semimetric_loss(
         tp, fp, fn = tp * w, fp * w, fn * w
     snr, sdr = (_per_class(s, n_classes, tp, pools_classes) for s in (smooth_nr, smooth_dr))
     tp, fp, fn = (pool_statistics(s, phi) for s in (tp, fp, fn))
+    if sync_batch and phi in (DiceDomain.BI, DiceDomain.BCI):
+        tp, fp, fn = all_reduce_sum(torch.stack([tp, fp, fn])).unbind(0)
     f = tversky_from_statistics(tp, fp, fn, alpha, beta, snr, sdr)
     if gamma != 1:
         f = f.clamp_min(0) ** gamma
     if weight is not None and not pools_classes:
         f = f * weight.to(f).reshape(1, n_classes)
     return f
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """
+    Sum ``t`` over the ranks of the default process group, differentiably (the backward pass all-reduces the
+    gradients too); ``t`` itself when ``torch.distributed`` is unavailable or not initialised.
+
+    Args:
+        t: a small tensor (e.g. stacked soft counts).
+
+    Returns:
+        the sum over ranks, of the shape of ``t``.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return t
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(t)  # type: ignore[no-any-return]
 
 
 def _per_class(
