@@ -35,7 +35,7 @@ from monai.transforms import (
 )
 
 from monai_dml.data.kits import KITS_LABELS
-from monai_dml.transforms import LoadRaters, LoadRatersd, RaterFusiond
+from monai_dml.transforms import LoadRaters, LoadRatersd, RaterFusiond, TeacherTargetd
 
 __all__ = [
     "KITS_HU_WINDOW",
@@ -275,6 +275,7 @@ def ct_2d_transforms(
     annotation_key: str | None = None,
     axcodes: str = "RAS",
     reader: str | None = "NibabelReader",
+    teacher_key: str | None = None,
 ) -> Compose:
     """
     The LiTS/KiTS 2D chain of Wang et al. (2023) for the entries of :py:func:`monai_dml.data.build_slice_index`:
@@ -293,6 +294,9 @@ def ct_2d_transforms(
         annotation_key: the KiTS21/23 annotations key (see :py:class:`KiTSAnnotationsd`), or None.
         axcodes: orientation of the volume before the slice is squeezed. Defaults to ``"RAS"``.
         reader: MONAI image reader. Defaults to ``"NibabelReader"``.
+        teacher_key: a key with the path of a teacher's saved probability volume ``(C, X, Y, Z)`` in the image's
+            geometry (e.g. written by a bundle's ``inference.json``), loaded and checked by
+            :py:class:`monai_dml.transforms.TeacherTargetd` and sliced and resized (bilinear) with the image; or None.
 
     Returns:
         a ``Compose``.
@@ -302,12 +306,17 @@ def ct_2d_transforms(
     if annotation_key is not None:
         chain.append(KiTSAnnotationsd(annotation_key, output_key="raters", reader=reader))
         keys.append("raters")
+    modes = ["bilinear", *_nearest(keys[1:])]
+    if teacher_key is not None:
+        chain.append(TeacherTargetd(teacher_key, reader=reader))
+        keys.append(teacher_key)
+        modes.append("bilinear")
     chain += [
         ExtractSliced(keys),
         Orientationd(keys, axcodes=axcodes, labels=_AXIS_LABELS),
         SqueezeDimd(keys, dim=-1),
         ScaleIntensityRanged(image_key, a_min=hu_window[0], a_max=hu_window[1], b_min=0.0, b_max=1.0, clip=True),
-        Resized(keys, (size, size), mode=["bilinear", *_nearest(keys[1:])]),
+        Resized(keys, (size, size), mode=modes),
     ]
     return Compose(chain)
 
@@ -322,6 +331,7 @@ def ct_3d_transforms(
     annotation_key: str | None = None,
     axcodes: str = "RAS",
     reader: str | None = "NibabelReader",
+    teacher_key: str | None = None,
 ) -> Compose:
     """
     The 3D CT chain: load, reorient to ``axcodes`` (LiTS is stored axial last, KiTS axial first; both come out
@@ -341,6 +351,9 @@ def ct_3d_transforms(
         annotation_key: the KiTS21/23 annotations key, or None; its stack is written to ``"raters"``.
         axcodes: output orientation. Defaults to ``"RAS"``.
         reader: MONAI image reader. Defaults to ``"NibabelReader"``.
+        teacher_key: a key with the path of a teacher's saved probability volume in the image's geometry, loaded
+            and checked by :py:class:`monai_dml.transforms.TeacherTargetd` and resampled (bilinear) with the image;
+            or None.
 
     Returns:
         a ``Compose``.
@@ -359,6 +372,10 @@ def ct_3d_transforms(
         chain.append(KiTSAnnotationsd(annotation_key, output_key="raters", reader=reader))
         keys.append("raters")
     modes = ["bilinear", *_nearest(keys[1:])]
+    if teacher_key is not None:
+        chain.append(TeacherTargetd(teacher_key, reader=reader))
+        keys.append(teacher_key)
+        modes.append("bilinear")
     chain.append(Orientationd(keys, axcodes=axcodes, labels=_AXIS_LABELS))
     if pixdim is not None:
         chain.append(Spacingd(keys, pixdim=pixdim, mode=modes))

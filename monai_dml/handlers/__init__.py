@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from .checkpoint import AtomicCheckpointSaver
+from .overlay import OverlaySaver
 from .reliability import ReliabilityDiagramSaver
 
-__all__ = ["ReliabilityDiagramSaver"]
+__all__ = ["AtomicCheckpointSaver", "OverlaySaver", "ReliabilityDiagramSaver"]

@@ -21,7 +21,7 @@ from monai.handlers import from_engine
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_dml.metrics.calibration import ECEMetric, ECEMode
-from monai_dml.visualize.figures import plot_reliability_diagram
+from monai_dml.visualize.figures import _pyplot, plot_reliability_diagram
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
@@ -98,3 +98,4 @@ class ReliabilityDiagramSaver:
         path = os.path.join(self.save_dir, self.filename.format(epoch=engine.state.epoch))
         fig = plot_reliability_diagram(sum_conf / filled, sum_acc / filled, counts, path=path, title=self.title)
         fig.clf()
+        _pyplot().close(fig)  # pyplot keeps every figure open until closed
