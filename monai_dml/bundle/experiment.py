@@ -276,8 +276,11 @@ class Experiment:
         return self.val_cases()
 
     # -- transforms --------------------------------------------------------------------------------------------------
-    def train_transforms(self) -> Compose:
-        """The training chain: load, preprocess, and write the target ``label`` of ``label_mode``."""
+    def train_transforms(self, crop: bool = True) -> Compose:
+        """
+        The training chain: load, preprocess, and write the target ``label`` of ``label_mode``; ``crop=False`` leaves
+        out random patch cropping (whole volumes, e.g. for the epsilon statistic).
+        """
         raise NotImplementedError
 
     def val_transforms(self) -> Compose:
@@ -343,7 +346,9 @@ class Experiment:
         """``epsilon``, or per class the mean label volume of the training fold for ``"auto"``."""
         if self.epsilon != "auto":
             return float(self.epsilon)
-        targets = Compose([*self.train_transforms().transforms, _FirstHalf(self.out_channels, self.label_mode)])
+        targets = Compose(
+            [*self.train_transforms(crop=False).transforms, _FirstHalf(self.out_channels, self.label_mode)]
+        )
         return estimate_epsilon_from_datalist(self.train_data(), transform=targets, key="label", progress=False)
 
     def loss(self) -> _Loss:
@@ -511,8 +516,8 @@ class QubiqExperiment(Experiment):
             ]
         return [RaterFusiond("raters", output_key="label", method=self.label_mode)]
 
-    def train_transforms(self) -> Compose:
-        """:py:func:`monai_dml.data.qubiq_2d_transforms` and the fusion of ``label_mode``."""
+    def train_transforms(self, crop: bool = True) -> Compose:
+        """:py:func:`monai_dml.data.qubiq_2d_transforms` and the fusion of ``label_mode`` (no cropping)."""
         return Compose([*qubiq_2d_transforms(self.image_size).transforms, *self._fusion()])
 
     def val_transforms(self) -> Compose:
@@ -694,7 +699,7 @@ class CTExperiment(Experiment):
             ).transforms
         )
 
-    def train_transforms(self) -> Compose:
+    def train_transforms(self, crop: bool = True) -> Compose:
         """2D: :py:func:`monai_dml.data.ct_2d_transforms`; 3D: the volume chain and random patches; then the target."""
         teacher = "teacher" if self.label_mode == LabelMode.KD else None
         raters = self.label_mode == LabelMode.RATERS
@@ -711,7 +716,7 @@ class CTExperiment(Experiment):
                 ).transforms
             )
         chain += self._remap(["label", "raters"] if raters else ["label"])
-        if self.spatial_dims == 3:
+        if self.spatial_dims == 3 and crop:
             chain += [
                 SpatialPadd(keys, self.patch_size),
                 RandCropByPosNegLabeld(keys, "label", self.patch_size, pos=1.0, neg=1.0, num_samples=self.num_samples),

@@ -24,6 +24,15 @@ SCHEMA = os.path.join(BUNDLES_DIR, "metadata_schema.json")
 # per bundle: overrides that make one epoch take seconds on 2 CPU cores
 TINY: dict[str, dict[str, Any]] = {
     "qubiq_2d": {"image_size": 32, "batch_size": 4, "progress": False},
+    "lits_2d": {"image_size": 32, "batch_size": 4, "progress": False},
+    "kits_2d": {"image_size": 32, "batch_size": 4, "progress": False},
+    "lits_3d": {"patch_size": [32, 32, 32], "batch_size": 1, "num_samples": 1, "progress": False},
+    "kits_3d": {"patch_size": [32, 32, 32], "batch_size": 1, "num_samples": 1, "progress": False},
+}
+# tiny 3D networks (BasicUNet widths), set on network_def in train and inference alike
+TINY_NETWORK: dict[str, dict[str, Any]] = {
+    "lits_3d": {"network_def#features": [4, 4, 8, 8, 16, 4]},
+    "kits_3d": {"network_def#features": [4, 4, 8, 8, 16, 4]},
 }
 
 
