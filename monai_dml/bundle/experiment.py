@@ -172,7 +172,7 @@ class Experiment:
         self.variant = check_option(variant, [v.value for v in DMLVariant], "variant")
         self.phi = check_option(str(phi).lower(), [d.value.lower() for d in DiceDomain], "phi").upper()
         if isinstance(epsilon, str):
-            check_option(epsilon, ("auto",), "epsilon")
+            epsilon = check_option(epsilon, ("auto",), "epsilon")
         elif not float(epsilon) >= 0:
             raise ValueError(f"config key 'epsilon' must be a number >= 0 or 'auto', got {epsilon!r}.")
         self.epsilon = epsilon
@@ -245,9 +245,10 @@ class Experiment:
                 f"config key 'dataset_dir': {self.dataset_dir} does not exist. Point it at the {self.layout} "
                 "data set, or leave it at its default to generate a synthetic one."
             )
-        tmp = f"{self.dataset_dir}.partial{os.getpid()}"
+        target = os.path.normpath(os.path.abspath(self.dataset_dir))  # no trailing separator: the temp is a sibling
+        tmp = f"{target}.partial{os.getpid()}"
         self.generate(tmp)
-        os.replace(tmp, self.dataset_dir)
+        os.replace(tmp, target)
 
     def datalist(self) -> list[dict[str, Any]]:
         """All cases (read once)."""
@@ -349,7 +350,13 @@ class Experiment:
         targets = Compose(
             [*self.train_transforms(crop=False).transforms, _FirstHalf(self.out_channels, self.label_mode)]
         )
-        return estimate_epsilon_from_datalist(self.train_data(), transform=targets, key="label", progress=False)
+        return estimate_epsilon_from_datalist(
+            self.train_data(),
+            transform=targets,
+            key="label",
+            include_background=self.include_background,
+            progress=False,
+        )
 
     def loss(self) -> _Loss:
         """The paper's ``0.25 CE + 0.75 DML`` (:py:class:`monai_dml.losses.DMLCELoss`), or its KD form."""

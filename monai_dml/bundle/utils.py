@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,7 +77,7 @@ def check_fold(fold: Any, num_folds: int) -> int:
     Raises:
         ValueError: naming the ``fold`` key for a non-integer or out-of-range fold.
     """
-    if isinstance(fold, bool) or not isinstance(fold, int | str) or not str(fold).lstrip("-").isdigit():
+    if isinstance(fold, bool) or not isinstance(fold, int | str) or re.fullmatch(r"-?\d+", str(fold).strip()) is None:
         raise ValueError(f"config key 'fold' must be an integer in 0-{num_folds - 1}, got {fold!r}.")
     if not 0 <= int(fold) < num_folds:
         raise ValueError(f"config key 'fold' must be in 0-{num_folds - 1} ({num_folds}-fold split), got {fold}.")
