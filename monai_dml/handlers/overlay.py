@@ -170,9 +170,11 @@ class OverlaySaver:
                 if mask is not None and mask.any():
                     slice_index = int(mask.sum(dim=(0, 1, 2)).argmax())
                     break
+        probabilities = torch.as_tensor(pred).detach().cpu().float()
         fig = plot_overlay(
-            image, raters=pred_mask, soft_label=label_mask, prediction=pred_mask, path=path, slice_index=slice_index,
-            title=title,
+            image, raters=pred_mask, soft_label=label_mask, prediction=probabilities, path=path,
+            slice_index=slice_index, title=title,
+            panel_titles=("image, predicted contour", "reference (> 0.5 / arg-max)", "predicted probability"),
         )  # fmt: skip
         plt.close(fig)
 

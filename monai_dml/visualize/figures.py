@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,7 @@ def plot_overlay(
     path: str | os.PathLike | None = None,
     slice_index: int | None = None,
     title: str | None = None,
+    panel_titles: Sequence[str] | None = None,
 ) -> Any:
     """
     One case side by side: the image with each rater's contour, the soft label, and the prediction, all with the
@@ -131,6 +133,8 @@ def plot_overlay(
         path: where to write the PNG; None only returns the figure.
         slice_index: for 3D inputs, the index along the last axis; None takes the middle slice.
         title: a figure title (e.g. the case id), or None.
+        panel_titles: the three panel titles (image with contours, ``soft_label``, ``prediction``); None gives
+            ``("image and raters", "soft label", "prediction")``.
 
     Returns:
         the matplotlib ``Figure``.
@@ -144,6 +148,10 @@ def plot_overlay(
         raise ValueError(f"image must be channel-first (C, H, W[, D]), got shape {img.shape}.")
     img = img[0]
     spatial = img.shape
+    names = ("image and raters", "soft label", "prediction") if panel_titles is None else tuple(panel_titles)
+    if len(names) != 3:
+        raise ValueError(f"panel_titles must hold 3 titles, got {len(names)}.")
+    shown_names = dict(zip(("image and raters", "soft label", "prediction"), names, strict=True))
     panels: list[tuple[str, np.ndarray | None]] = [("image and raters", None)]
     maps: dict[str, np.ndarray] = {}
     for name, value in (("soft label", soft_label), ("prediction", prediction)):
@@ -177,7 +185,7 @@ def plot_overlay(
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
         if "soft label" in maps and maps["soft label"].max() > 0.5 > maps["soft label"].min():
             ax.contour(maps["soft label"], levels=[0.5], colors="white", linewidths=0.8, linestyles="dashed")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(shown_names[name], fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     if title:

@@ -262,7 +262,7 @@ def test_distributed_data_parallel_is_saved_without_module_prefix(tmp_path, monk
         saver.attach(trainer)
         trainer.run(DATA, max_epochs=1)
     finally:
-        torch.distributed.destroy_process_group()
+        idist.finalize()  # destroys the group and resets ignite's cached computation model to serial
     state = torch.load(saver.path, weights_only=True)["model"]
     assert list(state) == ["weight"]
     torch.testing.assert_close(state["weight"], torch.full((1, 2), 3.0))
