@@ -44,21 +44,11 @@ MODES = {
 }
 # reduced settings for the metric runs (CPU): image/patch size, epochs, batch
 REDUCED: dict[str, dict[str, Any]] = {
-    "qubiq_2d": {"image_size": 64, "epochs": 30, "batch_size": 4},
-    "lits_2d": {"image_size": 64, "epochs": 6, "batch_size": 8},
-    "kits_2d": {"image_size": 64, "epochs": 6, "batch_size": 8},
-    "lits_3d": {
-        "patch_size": [32, 32, 32],
-        "epochs": 6,
-        "batch_size": 2,
-        "network_def#features": [8, 8, 16, 32, 64, 8],
-    },
-    "kits_3d": {
-        "patch_size": [32, 32, 32],
-        "epochs": 6,
-        "batch_size": 2,
-        "network_def#features": [8, 8, 16, 32, 64, 8],
-    },
+    "qubiq_2d": {"image_size": 64, "epochs": 100},
+    "lits_2d": {"image_size": 64, "epochs": 20},
+    "kits_2d": {"image_size": 64, "epochs": 20},
+    "lits_3d": {"patch_size": [32, 32, 32], "epochs": 15, "network_def#features": [8, 8, 16, 32, 64, 8]},
+    "kits_3d": {"patch_size": [32, 32, 32], "epochs": 15, "network_def#features": [8, 8, 16, 32, 64, 8]},
 }
 _EPOCH_TIME = re.compile(r"SupervisedTrainer - INFO - Epoch\[(\d+)\] Complete\. Time taken: (\d+):(\d+):([\d.]+)")
 
