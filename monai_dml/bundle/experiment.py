@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from monai.data import MetaTensor, decollate_batch
+from monai.data import decollate_batch
 from monai.handlers import IgniteMetricHandler, MetricsSaver, from_engine
 from monai.inferers import Inferer, SimpleInferer, SliceInferer, SlidingWindowInferer
 from monai.transforms import (
@@ -59,7 +59,7 @@ from monai_dml.data.utils import nifti_stem
 from monai_dml.handlers import OverlaySaver, ReliabilityDiagramSaver
 from monai_dml.losses import DiceDomain, DMLCELoss, DMLVariant
 from monai_dml.metrics import BinarizedDiceMetric, ECEMetric, SoftDiceMetric, VolumeBiasMetric
-from monai_dml.transforms import LabelSmoothingd, RaterFusiond, estimate_epsilon_from_datalist
+from monai_dml.transforms import FusionMethod, LabelSmoothingd, RaterFusiond, estimate_epsilon_from_datalist
 
 __all__ = ["CTExperiment", "Experiment", "LabelMode", "QubiqExperiment", "case_id"]
 
@@ -116,7 +116,6 @@ class Experiment:
 
     layout: str = ""
     label_modes: tuple[str, ...] = ()
-    planar_output = False  # 2D images: outputs are written as (H, W[, C]) slices
 
     def __init__(
         self,
@@ -313,7 +312,6 @@ class Experiment:
         mask as ``<case>_seg.nii.gz`` (uint8).
         """
         mask = AsDiscreted("mask", threshold=0.5) if self.binary else AsDiscreted("mask", argmax=True)
-        planar = [_PlanarOutput(["pred", "mask"])] if self.planar_output else []
         save: dict[str, Any] = {
             "output_dir": output_dir,
             "separate_folder": False,
@@ -325,7 +323,6 @@ class Experiment:
                 Invertd("pred", transform=preprocessing, orig_keys="image", nearest_interp=False, to_tensor=True),
                 CopyItemsd("pred", names="mask"),
                 mask,
-                *planar,
                 SaveImaged("pred", output_postfix="prob", **save),
                 SaveImaged("mask", output_postfix="seg", output_dtype="uint8", **save),
             ]
@@ -421,23 +418,6 @@ def _image_meta(batch: Any) -> list[dict[str, Any]]:
     return [dict(getattr(item["image"], "meta", {})) for item in items]
 
 
-class _PlanarOutput:
-    """
-    Drop the file's ``spatial_shape`` from 2D outputs: after ``PlanarChannelsd`` it still describes the file's
-    ``(H, W, 1)``/``(H, W, C)`` array, which would make ``SaveImage`` take the channel axis for a spatial one.
-    """
-
-    def __init__(self, keys: Sequence[str]) -> None:
-        self.keys = list(keys)
-
-    def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        d = dict(data)
-        for key in self.keys:
-            if isinstance(d[key], MetaTensor):
-                d[key].meta.pop("spatial_shape", None)
-        return d
-
-
 class _FirstHalf:
     """Keep the label's first C channels (the KD target stacks the teacher behind it)."""
 
@@ -460,8 +440,7 @@ class QubiqExperiment(Experiment):
     """
 
     layout = "QUBIQ"
-    planar_output = True
-    label_modes: tuple[str, ...] = ("majority", "random", "uniform", "weighted", "staple", "ls")
+    label_modes: tuple[str, ...] = (*(m.value for m in FusionMethod), "ls")  # every fusion, and LS
 
     def __init__(
         self,

@@ -68,7 +68,8 @@ class PlanarChannelsd(MapTransform):
     QUBIQ stores one slice per case as ``(H, W)``, as ``(H, W, 1)`` or, for brain-tumor, with the four MR
     modalities in the last axis ``(H, W, 4)``. Images (``stacked=False``) become ``(C, H, W)``; rater stacks from
     :py:class:`monai_dml.transforms.LoadRatersd` (``stacked=True``) lose a trailing singleton axis,
-    ``(R, H, W, 1) -> (R, H, W)``. MetaTensor metadata is kept.
+    ``(R, H, W, 1) -> (R, H, W)``. MetaTensor metadata is kept, except the file's ``spatial_shape``, which no
+    longer fits the array (outputs are then written back as ``(H, W)`` slices).
     """
 
     def __init__(
@@ -105,6 +106,10 @@ class PlanarChannelsd(MapTransform):
             else:
                 form = "(R, H, W) or (R, H, W, 1)" if self.stacked else f"(H, W) or (H, W, C<={self.max_channels})"
                 raise ValueError(f"{key!r} must be a 2D slice {form}, got shape {shape}; use ct_3d_transforms for 3D.")
+            if isinstance(d[key], MetaTensor):
+                # the file's spatial_shape ((H, W, 1) or (H, W, C)) no longer describes the array; left in place,
+                # SaveImage would take the channel axis of an output derived from it for a spatial one
+                d[key].meta.pop("spatial_shape", None)
         return d
 
 
@@ -227,6 +232,14 @@ def _nearest(keys: Sequence[str]) -> list[str]:
     return ["nearest"] * len(keys)
 
 
+def _add_teacher(chain: list[Any], keys: list[str], modes: list[str], teacher_key: str | None, reader: Any) -> None:
+    """Load and check a teacher's probability volume; it then follows the image's spatial transforms (bilinear)."""
+    if teacher_key is not None:
+        chain.append(TeacherTargetd(teacher_key, reader=reader))
+        keys.append(teacher_key)
+        modes.append("bilinear")
+
+
 def qubiq_2d_transforms(
     size: int = 256,
     image_key: str = "image",
@@ -307,10 +320,7 @@ def ct_2d_transforms(
         chain.append(KiTSAnnotationsd(annotation_key, output_key="raters", reader=reader))
         keys.append("raters")
     modes = ["bilinear", *_nearest(keys[1:])]
-    if teacher_key is not None:
-        chain.append(TeacherTargetd(teacher_key, reader=reader))
-        keys.append(teacher_key)
-        modes.append("bilinear")
+    _add_teacher(chain, keys, modes, teacher_key, reader)
     chain += [
         ExtractSliced(keys),
         Orientationd(keys, axcodes=axcodes, labels=_AXIS_LABELS),
@@ -372,10 +382,7 @@ def ct_3d_transforms(
         chain.append(KiTSAnnotationsd(annotation_key, output_key="raters", reader=reader))
         keys.append("raters")
     modes = ["bilinear", *_nearest(keys[1:])]
-    if teacher_key is not None:
-        chain.append(TeacherTargetd(teacher_key, reader=reader))
-        keys.append(teacher_key)
-        modes.append("bilinear")
+    _add_teacher(chain, keys, modes, teacher_key, reader)
     chain.append(Orientationd(keys, axcodes=axcodes, labels=_AXIS_LABELS))
     if pixdim is not None:
         chain.append(Spacingd(keys, pixdim=pixdim, mode=modes))
