@@ -26,14 +26,19 @@ from abc import ABC, abstractmethod
 
 import torch
 from monai.config import NdarrayOrTensor
-from monai.utils import convert_to_dst_type, convert_to_tensor, look_up_option
+from monai.utils import convert_to_dst_type, convert_to_tensor
 from scipy.optimize import minimize_scalar
 
-from monai_dml.losses.functional import check_soft_target, temper_probabilities
 from monai_dml.metrics.base import check_metric_inputs
 from monai_dml.metrics.calibration import ECEMode, calibration_bin_sums, ece_from_bin_sums
 from monai_dml.metrics.kde import DEFAULT_BANDWIDTH, KDEKernel, _check_bandwidth, kde_conditional_expectation
-from monai_dml.transforms.teacher import check_probability_map
+from monai_dml.utils import (
+    check_channel_sums,
+    check_probability_map,
+    check_soft_target,
+    look_up_option,
+    temper_probabilities,
+)
 
 __all__ = ["PosthocCalibrator", "TemperatureScaling", "KDECalibrator", "calibration_report"]
 
@@ -80,7 +85,7 @@ class PosthocCalibrator(ABC):
 
     def _check_fit_inputs(self, y_pred: torch.Tensor, y: torch.Tensor) -> None:
         check_metric_inputs(y_pred, y)
-        check_probability_map(y_pred.movedim(1, 0), "y_pred")
+        check_channel_sums(y_pred, "y_pred", dim=1)
 
     def _channel_axis(self, probs: torch.Tensor, batched: bool | None) -> int:
         c = self.num_channels
@@ -135,7 +140,7 @@ class TemperatureScaling(PosthocCalibrator):
 
     fitted by minimising the negative log-likelihood of the labels on held-out data (a bounded scalar search over
     ``log T``; the NLL is convex in ``1/T``, so the optimum is unique). ``T > 1`` softens an over-confident model.
-    The map is :py:func:`monai_dml.losses.functional.temper_probabilities`, as in
+    The map is :py:func:`monai_dml.utils.temper_probabilities`, as in
     :py:class:`monai_dml.transforms.TeacherTarget` and ``KDLoss``.
 
     Guo, C. et. al. (2017) On Calibration of Modern Neural Networks. ICML 2017.
@@ -292,7 +297,7 @@ class KDECalibrator(PosthocCalibrator):
         super().__init__()
         _check_max_voxels(max_fit_voxels)
         self.bandwidth = _check_bandwidth(bandwidth)
-        self.kernel = look_up_option(kernel, KDEKernel)
+        self.kernel = look_up_option(kernel, KDEKernel, "kernel")
         self.max_fit_voxels = max_fit_voxels
         self.seed = seed
         self.fit_probs: torch.Tensor | None = None

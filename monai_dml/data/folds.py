@@ -18,7 +18,9 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monai.utils import StrEnum, look_up_option
+from monai.utils import StrEnum
+
+from monai_dml.utils import look_up_option
 
 __all__ = ["FoldMethod", "assign_folds", "natural_key", "split_folds"]
 
@@ -78,7 +80,7 @@ def assign_folds(
     """
     if num_folds < 2:
         raise ValueError(f"num_folds must be at least 2, got {num_folds}.")
-    kind = look_up_option(method, FoldMethod)
+    kind = look_up_option(method, FoldMethod, "method")
     ids = sorted(set(case_ids), key=natural_key)
     if kind == FoldMethod.HASH:
         folds = {c: int(hashlib.sha256(f"{seed}:{c}".encode()).hexdigest(), 16) % num_folds for c in ids}

@@ -36,6 +36,7 @@ from monai.transforms import (
 
 from monai_dml.data.kits import KITS_LABELS
 from monai_dml.transforms import LoadRaters, LoadRatersd, RaterFusiond, TeacherTargetd
+from monai_dml.utils import check_rater_shapes
 
 __all__ = [
     "KITS_HU_WINDOW",
@@ -213,9 +214,8 @@ class KiTSAnnotationsd(MapTransform):
                 stacks.extend((self.label_values[structure], self.loader(files)) for files in instances)
             if not stacks:
                 raise ValueError(f"{key!r} holds no annotation file.")
-            shapes = {tuple(s.shape[1:]) for _, s in stacks}
-            if len(shapes) > 1:
-                raise ValueError(f"{key!r}: annotation files of different shapes {sorted(shapes)}.")
+            first_files = ((s.meta["rater_files"][0], s.shape[1:]) for _, s in stacks)
+            check_rater_shapes(first_files, f"{key!r}: annotation files")
             num = max(s.shape[0] for _, s in stacks)
             first = stacks[0][1]
             out = torch.zeros((num, *first.shape[1:]), dtype=torch.float32)

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 import torch
-from monai.utils import StrEnum, look_up_option
+from monai.utils import StrEnum
 from scipy import ndimage, special
 
 from monai_dml.data.qubiq import QUBIQ_DATASETS, QUBIQ_TABLE1
 from monai_dml.transforms import RaterFusion
+from monai_dml.utils import look_up_option
 
 __all__ = [
     "CT_SPACING_FOV_MM",
@@ -301,7 +302,7 @@ def synthesize_qubiq_case(
     Raises:
         ValueError: for an unknown ``dataset``.
     """
-    name = look_up_option(dataset, QUBIQ_2021_DATASETS)
+    name = look_up_option(dataset, QUBIQ_2021_DATASETS, "dataset")
     subs = [s for s in QUBIQ_SUB_DATASETS.values() if s.dataset == name]
     is_3d = name in ("pancreas", "pancreatic-lesion")
     shape: tuple[int, ...] = (size, size, depth) if is_3d else (size, size)
@@ -400,7 +401,7 @@ def generate_qubiq(
     _check_sizes(num_cases, size, depth)
     affine_2d = np.diag([0.5, 0.5, 1.0, 1.0])
     for dataset in datasets:
-        name = look_up_option(dataset, QUBIQ_2021_DATASETS)
+        name = look_up_option(dataset, QUBIQ_2021_DATASETS, "datasets")
         affine = np.diag([0.8, 0.8, 2.5, 1.0]) if name in ("pancreas", "pancreatic-lesion") else affine_2d
         for index in range(num_cases):
             image, raters = synthesize_qubiq_case(name, index, size, depth, seed)
@@ -636,7 +637,7 @@ def generate_dataset(
     Raises:
         ValueError: for an unknown ``layout`` or invalid sizes.
     """
-    kind = look_up_option(layout, Layout)
+    kind = look_up_option(layout, Layout, "layout")
     if kind == Layout.QUBIQ:
         return generate_qubiq(out_dir, num_cases, size, 32 if depth is None else depth, seed, **kwargs)
     depth = 48 if depth is None else depth

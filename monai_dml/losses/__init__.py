@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+# shared with transforms, metrics and calibration, so defined in monai_dml.utils; importable from here as documented
+from monai_dml.utils import check_soft_target, estimate_epsilon, temper_probabilities
+
 from .compound import DMLCELoss
 from .dice_semimetric import DMLoss, prepare_prediction_and_target
 from .distillation import KDLoss
@@ -20,12 +23,9 @@ from .functional import (
     DiceDomain,
     DMLVariant,
     all_reduce_sum,
-    check_soft_target,
     dice_semimetric_loss,
-    estimate_epsilon,
     overlap_statistics,
     pool_statistics,
-    temper_probabilities,
     tversky_from_statistics,
 )
 

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from monai.losses.dice import DiceCEReduction
-from monai.utils import look_up_option
 from torch.nn.modules.loss import _Loss
 
 from monai_dml.losses.dice_semimetric import DMLoss
+from monai_dml.utils import look_up_option
 
 __all__ = ["DMLCELoss"]
 
@@ -73,7 +73,7 @@ class DMLCELoss(_Loss):
                 [0, 1], an unknown ``reduction``, or any argument DMLoss rejects.
         """
         super().__init__()
-        reduction = look_up_option(reduction, DiceCEReduction).value
+        reduction = look_up_option(reduction, DiceCEReduction, "reduction").value
         if lambda_dml is not None and lambda_dice is not None:
             raise ValueError("lambda_dice is an alias of lambda_dml; pass only one of them.")
         lambda_dml = lambda_dice if lambda_dml is None else lambda_dml

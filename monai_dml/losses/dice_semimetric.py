@@ -16,19 +16,15 @@ from collections.abc import Callable, Sequence
 
 import torch
 from monai.metrics.utils import create_ignore_mask
-from monai.networks import one_hot
-from monai.utils import LossReduction, look_up_option
+from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
-from monai_dml.losses.functional import (
-    ClassAverage,
-    DiceDomain,
-    DMLVariant,
-    check_soft_target,
-    dice_semimetric_loss,
-)
+from monai_dml.losses.functional import ClassAverage, DiceDomain, DMLVariant, dice_semimetric_loss
+from monai_dml.utils import check_soft_target, look_up_option, one_hot_label_map
 
 __all__ = ["DMLoss", "prepare_prediction_and_target"]
+
+_SOFT_TARGET_HINT = "Pass an integer label map with to_onehot_y=True, or rescale the soft label."
 
 
 def _as_float_tensor(value: Sequence[float] | float | int | torch.Tensor | None, name: str) -> torch.Tensor | None:
@@ -112,15 +108,15 @@ def prepare_prediction_and_target(
                 )
             if ignore_index is not None and (ignore_index < 0 or ignore_index >= n_pred_ch):
                 target = torch.where(target == ignore_index, torch.zeros_like(target), target)
-            _check_label_map(target, n_pred_ch)
-            target = one_hot(target, num_classes=n_pred_ch)
+            target = one_hot_label_map(target, n_pred_ch, "target", dim=1)
             converted = True
     if not converted:
         # voxels marked with ignore_index (e.g. 255) are not probabilities; they are masked out below
         if ignore_index is not None and target.shape[1] == 1:
-            check_soft_target(torch.where(target == ignore_index, torch.zeros_like(target), target))
+            labelled = torch.where(target == ignore_index, torch.zeros_like(target), target)
+            check_soft_target(labelled, hint=_SOFT_TARGET_HINT)
         else:
-            check_soft_target(target)
+            check_soft_target(target, hint=_SOFT_TARGET_HINT)
 
     if not include_background:
         if n_pred_ch == 1:
@@ -136,17 +132,6 @@ def prepare_prediction_and_target(
         mask = create_ignore_mask(original_target, ignore_index)
         input, target = input * mask, target * mask  # type: ignore[operator]
     return input, target
-
-
-def _check_label_map(target: torch.Tensor, n_classes: int) -> None:
-    lo, hi = torch.aminmax(target.detach())
-    if not (float(lo) >= 0 and float(hi) < n_classes) or (
-        target.is_floating_point() and not bool(torch.all(target == torch.round(target)))
-    ):
-        raise ValueError(
-            f"target must be an integer label map in [0, {n_classes - 1}] for to_onehot_y=True, "
-            f"got values in [{float(lo):.6g}, {float(hi):.6g}]."
-        )
 
 
 class DMLoss(_Loss):
@@ -273,7 +258,7 @@ class DMLoss(_Loss):
                 than ``"BI"``, ``jaccard`` together with
                 ``alpha``/``beta``, negative or non-finite weights/smoothing/``alpha``/``beta``, or ``gamma < 1``.
         """
-        super().__init__(reduction=look_up_option(reduction, LossReduction).value)
+        super().__init__(reduction=look_up_option(reduction, LossReduction, "reduction").value)
         if other_act is not None and not callable(other_act):
             raise TypeError(f"other_act must be None or callable but is {type(other_act).__name__}.")
         if int(sigmoid) + int(softmax) + int(other_act is not None) > 1:
@@ -282,7 +267,7 @@ class DMLoss(_Loss):
             variant = DMLVariant.DML1 if variant is None else variant
         elif variant is None:
             variant = DMLVariant.DML1 if soft_label else DMLVariant.SDL
-        self.variant = look_up_option(variant, DMLVariant)
+        self.variant = look_up_option(variant, DMLVariant, "variant")
         if soft_label is not None and soft_label == (self.variant == DMLVariant.SDL):
             raise ValueError(
                 f"soft_label={soft_label} contradicts variant={self.variant.value!r}: soft_label=True means a DML "
@@ -290,7 +275,7 @@ class DMLoss(_Loss):
             )
         if phi is None:
             phi = DiceDomain.BI if batch else DiceDomain.I
-        self.phi = look_up_option(phi, DiceDomain)
+        self.phi = look_up_option(phi, DiceDomain, "phi")
         if batch and self.phi != DiceDomain.BI:
             raise ValueError(f"batch=True is an alias of phi='BI' and contradicts phi={self.phi.value!r}.")
         if jaccard and (alpha is not None or beta is not None):
@@ -304,7 +289,7 @@ class DMLoss(_Loss):
         if not gamma >= 1 or gamma == float("inf"):
             raise ValueError(f"gamma must be a finite number no less than 1, got {gamma}.")
         self.gamma = float(gamma)
-        self.class_average = look_up_option(class_average, ClassAverage)
+        self.class_average = look_up_option(class_average, ClassAverage, "class_average")
         self.present_threshold = float(present_threshold)
         self.sync_batch = sync_batch
         self.include_background = include_background

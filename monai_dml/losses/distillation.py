@@ -18,7 +18,7 @@ from torch.nn.modules.loss import _Loss
 
 from monai_dml.losses.compound import DMLCELoss
 from monai_dml.losses.dice_semimetric import DMLoss
-from monai_dml.losses.functional import check_soft_target, temper_probabilities
+from monai_dml.utils import check_soft_target, temper_probabilities
 
 __all__ = ["KDLoss"]
 

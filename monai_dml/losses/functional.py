@@ -35,12 +35,13 @@ and with ``alpha = beta = 1`` the Jaccard metric losses JML1/JML2. The smoothing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from monai.utils import StrEnum
+
+from monai_dml.utils.options import look_up_option
 
 __all__ = [
     "DMLVariant",
@@ -50,10 +51,7 @@ __all__ = [
     "pool_statistics",
     "tversky_from_statistics",
     "dice_semimetric_loss",
-    "estimate_epsilon",
     "all_reduce_sum",
-    "check_soft_target",
-    "temper_probabilities",
 ]
 
 
@@ -227,7 +225,7 @@ def overlap_statistics(
         )
     if input.ndim < 3:
         raise ValueError(f"input must have shape (B, C, spatial...) with at least one spatial axis, got {input.shape}.")
-    variant = DMLVariant(variant)
+    variant = look_up_option(variant, DMLVariant, "variant")
     dims = tuple(range(2, input.ndim))
     if squared:
         sx, sy, _, tp = _OverlapSums.apply(input, target, dims, 2, False, True)  # type: ignore[no-untyped-call]
@@ -259,7 +257,7 @@ def pool_statistics(stats: torch.Tensor, phi: DiceDomain | str) -> torch.Tensor:
     Raises:
         ValueError: for an unknown ``phi``.
     """
-    phi = DiceDomain(phi)
+    phi = look_up_option(phi, DiceDomain, "phi")
     if phi in (DiceDomain.BI, DiceDomain.BCI):
         stats = stats.sum(dim=0, keepdim=True)
     if phi in (DiceDomain.CI, DiceDomain.BCI):
@@ -348,7 +346,7 @@ def dice_semimetric_loss(
     Raises:
         ValueError: when ``input`` or ``target`` holds NaN or Inf (detected on the sums, at no extra pass).
     """
-    phi = DiceDomain(phi)
+    phi = look_up_option(phi, DiceDomain, "phi")
     tp, fp, fn = overlap_statistics(input, target, variant, squared)
     # tp + fp = sum(x^p) and tp + fn = sum(y^p) for every variant: non-finite iff a voxel is NaN/Inf
     for name, total, t in (("input", tp + fp, input), ("target", tp + fn, target)):
@@ -399,137 +397,3 @@ def _per_class(
         return smooth
     smooth = smooth.to(like).reshape(1, n_classes)
     return smooth.sum(dim=1, keepdim=True) if pools_classes else smooth
-
-
-def check_soft_target(target: torch.Tensor, name: str = "target") -> None:
-    """
-    Raise unless every value of ``target`` is a finite probability in [0, 1].
-
-    One pass over the tensor (``torch.aminmax``); NaN fails both comparisons, so it is caught too.
-
-    Args:
-        target: any tensor.
-        name: the argument name used in error messages. Defaults to ``"target"``.
-
-    Raises:
-        ValueError: naming ``name``, the range found and whether it holds NaN or Inf.
-    """
-    if target.numel() == 0:
-        return
-    lo, hi = torch.aminmax(target.detach())
-    lo_v, hi_v = float(lo), float(hi)
-    if not (lo_v >= 0.0 and hi_v <= 1.0):
-        if not (np.isfinite(lo_v) and np.isfinite(hi_v)) or not bool(torch.isfinite(target).all()):
-            raise ValueError(f"{name} contains NaN or Inf values; soft labels must be finite probabilities in [0, 1].")
-        raise ValueError(
-            f"{name} must hold probabilities in [0, 1] (soft labels), got values in [{lo_v:.6g}, {hi_v:.6g}]. "
-            "Pass an integer label map with to_onehot_y=True, or rescale the soft label."
-        )
-
-
-def temper_probabilities(probs: torch.Tensor, temperature: float, dim: int = 0) -> torch.Tensor:
-    """
-    Re-temper a probability map: ``q_c = p_c^(1/T) / sum_k p_k^(1/T)``, the softmax of the logits divided by ``T``.
-
-    A single channel along ``dim`` is a binary foreground probability, re-tempered as ``[1 - p, p]`` and returned
-    as one channel. Computed in float64 in log space; zero probabilities stay zero.
-
-    Args:
-        probs: probabilities along ``dim`` (summing to 1 for more than one channel).
-        temperature: ``T > 0``; ``T < 1`` sharpens, ``T > 1`` softens, ``T = 1`` returns ``probs`` unchanged.
-        dim: the class axis. Defaults to 0 (channel-first without batch); use 1 for batches.
-
-    Returns:
-        tensor of the shape of ``probs``, float64 unless ``T = 1``.
-    """
-    if temperature == 1.0:
-        return probs
-    p = probs.double()
-    binary = p.shape[dim] == 1
-    if binary:
-        p = torch.cat([1 - p, p], dim=dim)
-    logits = torch.log(p.clamp_min(torch.finfo(torch.float64).tiny)) / temperature
-    out = torch.softmax(logits, dim=dim)
-    return out.narrow(dim, 1, 1) if binary else out
-
-
-def estimate_epsilon(
-    labels: torch.Tensor | np.ndarray | Iterable[Any],
-    num_classes: int | None = None,
-    include_background: bool = True,
-    batched: bool = True,
-    key: str = "label",
-) -> torch.Tensor:
-    """
-    The data-driven smoothing heuristic of Tilborghs et al. (2022), Sect. 2.3: ``epsilon = E[sum_i y_i]``.
-
-    It is the expected foreground volume (soft voxel count) of each class in one image, averaged over a data set.
-    Used as ``smooth_nr = smooth_dr = epsilon`` with ``phi="I"``, it lets the Dice loss learn empty maps the way the
-    batch-wise ``"BI"`` domain does with a large batch. For ``phi="CI"`` pass the per-class vector as is: the loss
-    sums it over the classes, which is the heuristic for that domain.
-
-    Tilborghs, S. et. al. (2022) The Dice loss in the context of missing or empty labels: introducing Phi and
-    epsilon. MICCAI 2022.
-
-    Args:
-        labels: one label tensor/array, or an iterable of them (a list, a ``DataLoader``), or of dictionaries that
-            hold them under ``key``. Each is channel-first probabilities ``(C, spatial...)``, or an integer map
-            ``(1, spatial...)`` when ``num_classes`` is given; with a leading batch axis when ``batched``.
-        num_classes: when given, a single-channel integer label map is one-hot converted to this many classes.
-        include_background: if False, channel 0 is dropped from the result.
-        batched: whether each element has a leading batch axis ``(B, C, spatial...)``. Defaults to True; a single
-            tensor passed directly is always treated as batched.
-        key: dictionary key of the label when elements are mappings. Defaults to ``"label"``.
-
-    Returns:
-        float64 tensor of shape ``(C,)`` (``C - 1`` without background): mean soft voxel count per image and class.
-
-    Raises:
-        ValueError: when no label is given, shapes disagree between elements, or a label is not a valid probability
-            map or integer map.
-        TypeError: when an element is neither a tensor, an array nor a mapping holding ``key``.
-
-    Example:
-        >>> import torch
-        >>> labels = torch.zeros(2, 1, 4, 4)
-        >>> labels[0, 0, :2, :2] = 1.0  # 4 voxels in image 0, none in image 1
-        >>> estimate_epsilon(labels)
-        tensor([2.], dtype=torch.float64)
-    """
-    items: Iterable[Any] = [labels] if isinstance(labels, (torch.Tensor, np.ndarray)) else labels
-    single = isinstance(labels, (torch.Tensor, np.ndarray))
-    total: torch.Tensor | None = None
-    n_images = 0
-    for i, item in enumerate(items):
-        if isinstance(item, Mapping):
-            if key not in item:
-                raise TypeError(f"labels[{i}] is a mapping without the key {key!r}; keys: {sorted(item)}.")
-            item = item[key]
-        if not isinstance(item, (torch.Tensor, np.ndarray)):
-            raise TypeError(f"labels[{i}] must be a tensor, an array or a mapping, got {type(item).__name__}.")
-        t = torch.as_tensor(np.asarray(item) if isinstance(item, np.ndarray) else item).detach()
-        if not (batched or single):
-            t = t.unsqueeze(0)
-        if t.ndim < 3:
-            raise ValueError(f"labels[{i}] must have shape (B, C, spatial...), got {tuple(t.shape)}.")
-        if num_classes is not None and t.shape[1] == 1 and num_classes > 1:
-            t = _one_hot_checked(t, num_classes, f"labels[{i}]")
-        else:
-            check_soft_target(t.float(), f"labels[{i}]")
-        volume = t.double().sum(dim=tuple(range(2, t.ndim))).sum(dim=0)
-        if total is not None and volume.shape != total.shape:
-            raise ValueError(f"labels[{i}] has {volume.shape[0]} channels, earlier labels had {total.shape[0]}.")
-        total = volume if total is None else total + volume
-        n_images += t.shape[0]
-    if total is None or n_images == 0:
-        raise ValueError("estimate_epsilon needs at least one label, got an empty collection.")
-    eps = total / n_images
-    return eps if include_background else eps[1:]
-
-
-def _one_hot_checked(t: torch.Tensor, num_classes: int, name: str) -> torch.Tensor:
-    lo, hi = float(t.min()), float(t.max())
-    if lo < 0 or hi >= num_classes or not bool(torch.all(t == t.round())):
-        raise ValueError(f"{name} must be an integer label map in [0, {num_classes - 1}], got values in [{lo}, {hi}].")
-    out = torch.zeros((t.shape[0], num_classes, *t.shape[2:]), dtype=torch.float32, device=t.device)
-    return out.scatter_(1, t.long(), 1.0)

@@ -18,7 +18,7 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-from monai_dml.losses.functional import check_soft_target
+from monai_dml.utils import check_soft_target, look_up_option
 
 __all__ = ["ReducedIterationMetric", "check_metric_inputs"]
 
@@ -60,10 +60,13 @@ class ReducedIterationMetric(CumulativeIterationMetric):
             include_background: if False, channel 0 is dropped (when there is more than one). Defaults to True.
             reduction: MONAI's ``MetricReduction`` used by :py:meth:`aggregate`. Defaults to ``"mean"``.
             get_not_nans: also return the count of non-NaN entries from :py:meth:`aggregate`. Defaults to False.
+
+        Raises:
+            ValueError: for an unknown ``reduction``.
         """
         super().__init__()
         self.include_background = include_background
-        self.reduction = reduction
+        self.reduction = look_up_option(reduction, MetricReduction, "reduction")
         self.get_not_nans = get_not_nans
 
     def aggregate(self, reduction: MetricReduction | str | None = None) -> Any:
@@ -76,10 +79,11 @@ class ReducedIterationMetric(CumulativeIterationMetric):
             the reduced metric, and the number of non-NaN entries when ``get_not_nans``.
 
         Raises:
-            ValueError: when nothing tensor-valued was accumulated.
+            ValueError: when nothing tensor-valued was accumulated, or for an unknown ``reduction``.
         """
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor):
             raise ValueError(f"nothing to aggregate: call the metric on data first (buffer: {type(data).__name__}).")
-        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        chosen = self.reduction if reduction is None else look_up_option(reduction, MetricReduction, "reduction")
+        f, not_nans = do_metric_reduction(data, chosen)
         return (f, not_nans) if self.get_not_nans else f

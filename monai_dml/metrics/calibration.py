@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 from monai.config import TensorOrList
-from monai.utils import MetricReduction, StrEnum, look_up_option
+from monai.utils import MetricReduction, StrEnum
 
 from monai_dml.metrics.base import ReducedIterationMetric, check_metric_inputs
+from monai_dml.utils import look_up_option
 
 __all__ = ["ECEMode", "ECEMetric", "calibration_bin_sums", "compute_ece", "ece_from_bin_sums"]
 
@@ -125,7 +126,7 @@ def calibration_bin_sums(
         >>> sum_acc  # 0.7 predicts foreground (wrong), 0.8 background (right), 0.9 foreground (right)
         tensor([[[0., 0., 0., 1., 1.]]], dtype=torch.float64)
     """
-    ece_mode = ECEMode(look_up_option(mode, ECEMode))
+    ece_mode = look_up_option(mode, ECEMode, "mode")
     _check_num_bins(num_bins)
     check_metric_inputs(y_pred, y)
     return _bin_sums(y_pred, y, num_bins, ece_mode, include_background)
@@ -217,7 +218,7 @@ def compute_ece(
         >>> compute_ece(y_pred, y)
         tensor([[0.3000]])
     """
-    ece_mode = ECEMode(look_up_option(mode, ECEMode))
+    ece_mode = look_up_option(mode, ECEMode, "mode")
     _check_num_bins(num_bins)
     check_metric_inputs(y_pred, y)
     ece = ece_from_bin_sums(*_bin_sums(y_pred, y, num_bins, ece_mode, include_background))
@@ -272,9 +273,9 @@ class ECEMetric(ReducedIterationMetric):
             ValueError: when ``num_bins`` is not an integer >= 1, or ``mode`` or ``reduction`` is unknown.
         """
         _check_num_bins(num_bins)
-        super().__init__(include_background, look_up_option(reduction, MetricReduction), get_not_nans)
+        super().__init__(include_background, reduction, get_not_nans)
         self.num_bins = num_bins
-        self.mode = ECEMode(look_up_option(mode, ECEMode))
+        self.mode = look_up_option(mode, ECEMode, "mode")
         self.percent = percent
         if self.mode == ECEMode.TOP_LABEL and not include_background:
             warnings.warn("include_background=False is ignored in 'top_label' mode.", stacklevel=2)

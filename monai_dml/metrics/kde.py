@@ -43,10 +43,16 @@ import math
 from typing import Any
 
 import torch
-from monai.utils import MetricReduction, StrEnum, look_up_option
+from monai.utils import MetricReduction, StrEnum
 
-from monai_dml.losses.functional import check_soft_target
 from monai_dml.metrics.base import ReducedIterationMetric, check_metric_inputs
+from monai_dml.utils import (
+    check_channel_sums,
+    check_probability_map,
+    check_soft_target,
+    look_up_option,
+    one_hot_label_map,
+)
 
 __all__ = [
     "KDEKernel",
@@ -61,9 +67,6 @@ DEFAULT_BANDWIDTH = 0.02
 
 #: Rows of the ``(eval, fit)`` kernel matrix are computed in blocks of at most this many entries (32 MiB in float64).
 _BLOCK_ENTRIES = 1 << 22
-
-#: Channel sums of a probability vector may deviate from 1 by this much.
-_SIMPLEX_TOLERANCE = 1e-3
 
 
 class KDEKernel(StrEnum):
@@ -86,27 +89,6 @@ def _check_bandwidth(bandwidth: float) -> float:
     return float(bandwidth)
 
 
-def _check_probability_rows(probs: torch.Tensor, name: str) -> None:
-    """Raise unless the ``(N, K)`` ``probs`` has finite entries in [0, 1] and, for ``K > 1``, rows summing to 1."""
-    if probs.numel() == 0:
-        return
-    if not bool(torch.isfinite(probs).all()):
-        raise ValueError(f"{name} contains NaN or Inf values.")
-    lo, hi = float(probs.min()), float(probs.max())
-    if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must hold probabilities in [0, 1], got values in [{lo:.6g}, {hi:.6g}].")
-    _check_channel_sums(probs, name, dim=1)
-
-
-def _check_channel_sums(probs: torch.Tensor, name: str, dim: int) -> None:
-    if probs.shape[dim] > 1 and probs.numel() > 0:
-        deviation = float((probs.sum(dim=dim, dtype=torch.float64) - 1).abs().max())
-        if deviation > _SIMPLEX_TOLERANCE:
-            raise ValueError(
-                f"{name} must sum to 1 over the classes (a softmax output), the sums deviate by up to {deviation:.4g}."
-            )
-
-
 def _to_simplex(probs: torch.Tensor) -> torch.Tensor:
     """``(N, K)`` -> ``(N, K)``, or ``(N, 1)`` foreground probabilities -> ``(N, 2)`` as ``[1 - p, p]``."""
     return torch.cat([1 - probs, probs], dim=1) if probs.shape[1] == 1 else probs
@@ -117,15 +99,9 @@ def _label_rows(labels: torch.Tensor, n: int, k: int) -> torch.Tensor:
     if labels.ndim == 1:
         if labels.shape[0] != n:
             raise ValueError(f"labels_fit must have {n} entries (one per fitting point), got {labels.shape[0]}.")
-        if labels.is_floating_point() and not bool((labels == labels.round()).all()):
-            raise ValueError("labels_fit of shape (N,) must hold integer class indices; pass soft labels as (N, K).")
-        index = labels.long()
-        if n > 0 and (int(index.min()) < 0 or int(index.max()) >= max(k, 2)):
-            found = f"[{int(index.min())}, {int(index.max())}]"
-            raise ValueError(f"labels_fit class indices must be in [0, {max(k, 2) - 1}], got {found}.")
-        if k == 1:
-            return index.to(torch.float64).unsqueeze(1)
-        return torch.nn.functional.one_hot(index, k).to(torch.float64)
+        # class indices: 0/1 foreground labels for K = 1, else one of K classes
+        onehot = one_hot_label_map(labels.unsqueeze(1), max(k, 2), "labels_fit", dim=1, dtype=torch.float64)
+        return onehot[:, 1:] if k == 1 else onehot
     if labels.shape != (n, k):
         raise ValueError(f"labels_fit must have shape (N,) or ({n}, {k}) like probs_fit, got {tuple(labels.shape)}.")
     labels = labels.to(torch.float64)
@@ -223,7 +199,7 @@ def kde_conditional_expectation(
                 [1.0000]], dtype=torch.float64)
     """
     h = _check_bandwidth(bandwidth)
-    kernel = look_up_option(kernel, KDEKernel)
+    kernel = look_up_option(kernel, KDEKernel, "kernel")
     for probs, name in ((probs_fit, "probs_fit"), (probs_eval, "probs_eval")):
         if probs.ndim != 2 or probs.shape[1] < 1:
             raise ValueError(f"{name} must have shape (N, K), got {tuple(probs.shape)}.")
@@ -234,8 +210,8 @@ def kde_conditional_expectation(
             f"probs_eval and probs_fit must have the same number of classes, got {tuple(probs_eval.shape)} and "
             f"{tuple(probs_fit.shape)}."
         )
-    _check_probability_rows(probs_fit, "probs_fit")
-    _check_probability_rows(probs_eval, "probs_eval")
+    check_probability_map(probs_fit, "probs_fit", dim=1)
+    check_probability_map(probs_eval, "probs_eval", dim=1)
     if kernel == KDEKernel.BETA and k > 2:
         raise ValueError(f"kernel='beta' needs one or two classes, got {k}; use 'dirichlet'.")
     if leave_one_out and m != n:
@@ -325,9 +301,9 @@ def compute_kde_calibration_error(
     h = _check_bandwidth(bandwidth)
     power = _check_power(p)
     _check_max_voxels(max_voxels)
-    kernel = look_up_option(kernel, KDEKernel)
+    kernel = look_up_option(kernel, KDEKernel, "kernel")
     check_metric_inputs(y_pred, y)
-    _check_channel_sums(y_pred, "y_pred", dim=1)
+    check_channel_sums(y_pred, "y_pred", dim=1)
     batch, channels = y_pred.shape[:2]
     generator = torch.Generator().manual_seed(seed)
     out = torch.full((batch, 1), float("nan"), dtype=torch.float64, device=y_pred.device)
@@ -388,13 +364,13 @@ class KDECalibrationErrorMetric(ReducedIterationMetric):
         Raises:
             ValueError: for an invalid ``bandwidth``, ``p``, ``max_voxels``, ``kernel`` or ``reduction``.
         """
-        super().__init__(True, look_up_option(reduction, MetricReduction), get_not_nans)
+        super().__init__(True, reduction, get_not_nans)
         self.bandwidth = _check_bandwidth(bandwidth)
         self.p = _check_power(p)
         _check_max_voxels(max_voxels)
         self.max_voxels = max_voxels
         self.seed = seed
-        self.kernel = look_up_option(kernel, KDEKernel)
+        self.kernel = look_up_option(kernel, KDEKernel, "kernel")
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
         if y is None:

@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 import torch
-from monai.utils import MetricReduction, StrEnum, look_up_option
+from monai.utils import MetricReduction, StrEnum
 
 from monai_dml.metrics.base import ReducedIterationMetric, check_metric_inputs
+from monai_dml.utils import look_up_option
 
 __all__ = ["VolumeBiasMetric", "VolumeMode", "compute_volume_bias"]
 
@@ -66,7 +67,7 @@ def compute_volume_bias(
         >>> compute_volume_bias(torch.tensor([[[0.9, 0.6, 0.0]]]), torch.tensor([[[1.0, 0.0, 0.0]]]))  # 1.5 vs 1
         tensor([[0.5000]])
     """
-    mode = look_up_option(mode, VolumeMode)
+    mode = look_up_option(mode, VolumeMode, "mode")
     check_metric_inputs(y_pred, y)
     if not include_background and y_pred.shape[1] > 1:
         y_pred, y = y_pred[:, 1:], y[:, 1:]
@@ -113,7 +114,7 @@ class VolumeBiasMetric(ReducedIterationMetric):
             ValueError: for an unknown ``mode``.
         """
         super().__init__(include_background, reduction, get_not_nans)
-        self.mode = look_up_option(mode, VolumeMode)
+        self.mode = look_up_option(mode, VolumeMode, "mode")
         self.relative = relative
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

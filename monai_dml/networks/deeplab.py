@@ -26,8 +26,9 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Conv, Pool
 from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
 from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck, ResNetEncoder
-from monai.utils import look_up_option
 from torch import nn
+
+from monai_dml.utils import look_up_option
 
 __all__ = ["DeepLabV3Plus", "deeplab_backbone_names"]
 
@@ -245,7 +246,7 @@ class DeepLabV3Plus(nn.Module):
         ):
             if value < 1:
                 raise ValueError(f"{arg_name} must be at least 1, got {value}.")
-        backbone = look_up_option(backbone, deeplab_backbone_names())
+        backbone = look_up_option(backbone, deeplab_backbone_names(), "backbone")
         dilations = tuple(int(d) for d in dilations)
         if len(dilations) == 0 or min(dilations) < 1:
             raise ValueError(f"dilations must be a non-empty sequence of rates >= 1, got {dilations}.")

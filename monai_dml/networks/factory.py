@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from monai.networks.nets import BasicUNet, DynUNet, FlexibleUNet, SegResNet
-from monai.utils import StrEnum, look_up_option
+from monai.utils import StrEnum
 from torch import nn
+
+from monai_dml.utils import look_up_option
 
 from .deeplab import DeepLabV3Plus
 
@@ -121,7 +123,7 @@ def build_network(
             ``in_channels`` or ``out_channels`` is below 1, or ``pretrained`` is true for a network (or
             configuration) without pretrained weights.
     """
-    network = NetworkName(look_up_option(name.lower() if isinstance(name, str) else name, NetworkName))
+    network = look_up_option(name, NetworkName, "name")
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
     if in_channels < 1:

@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+# defined in monai_dml.utils (shared below transforms); importable from here as documented
+from monai_dml.utils import check_probability_map, estimate_epsilon_from_datalist
+
 from .fusion import (
     FusionMethod,
     RaterFusion,
@@ -27,8 +30,7 @@ from .fusion import (
 )
 from .io import LoadRaters, LoadRatersD, LoadRatersd, LoadRatersDict
 from .smoothing import LabelSmoothing, LabelSmoothingD, LabelSmoothingd, LabelSmoothingDict, LabelSmoothingMethod
-from .statistics import estimate_epsilon_from_datalist
-from .teacher import TeacherTarget, TeacherTargetD, TeacherTargetd, TeacherTargetDict, check_probability_map
+from .teacher import TeacherTarget, TeacherTargetD, TeacherTargetd, TeacherTargetDict
 
 __all__ = [
     "FusionMethod",

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Shared foundations below every other part of the package: input checks and option lookup.
+"""Shared foundations below every other part of the package: input checks, option lookup, epsilon, tempering.
 
 Nothing here imports from the rest of :py:mod:`monai_dml`, so losses, transforms, metrics, calibration and data can
 all use it.
@@ -26,7 +26,9 @@ from .checks import (
     check_soft_target,
     one_hot_label_map,
 )
+from .epsilon import estimate_epsilon, estimate_epsilon_from_datalist
 from .options import as_bool, look_up_option
+from .probabilities import temper_probabilities
 
 __all__ = [
     "SIMPLEX_TOLERANCE",
@@ -37,6 +39,9 @@ __all__ = [
     "check_rater_shapes",
     "check_rater_stack",
     "check_soft_target",
+    "estimate_epsilon",
+    "estimate_epsilon_from_datalist",
     "look_up_option",
     "one_hot_label_map",
+    "temper_probabilities",
 ]

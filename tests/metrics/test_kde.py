@@ -144,11 +144,11 @@ class TestConditionalExpectation(unittest.TestCase):
             kde_conditional_expectation(f, f, labels[:3])
         with self.assertRaisesRegex(ValueError, "labels_fit"):
             kde_conditional_expectation(f, f, torch.zeros(4, 2))
-        with self.assertRaisesRegex(ValueError, r"class indices must be in \[0, 2\]"):
+        with self.assertRaisesRegex(ValueError, r"labels_fit must be an integer label map in \[0, 2\]"):
             kde_conditional_expectation(f, f, torch.tensor([0, 1, 3, 0]))
         with self.assertRaisesRegex(ValueError, r"labels_fit must hold probabilities in \[0, 1\]"):
             kde_conditional_expectation(f, f, torch.full((4, 3), 2.0))
-        with self.assertRaisesRegex(ValueError, "probs_eval must sum to 1"):
+        with self.assertRaisesRegex(ValueError, "probs_eval channels must sum to 1"):
             kde_conditional_expectation(f * 0.5, f, labels)
         with self.assertRaisesRegex(ValueError, r"probs_fit must hold probabilities in \[0, 1\]"):
             kde_conditional_expectation(f[:, :1], torch.tensor([[1.5], [0.2], [0.1], [0.0]]), labels % 2)
@@ -222,7 +222,7 @@ class TestKDECalibrationError(unittest.TestCase):
         f, y = torch.full((1, 2, 4), 0.5), torch.zeros(1, 2, 4)
         with self.assertRaisesRegex(ValueError, "same shape"):
             compute_kde_calibration_error(f, y[:, :1])
-        with self.assertRaisesRegex(ValueError, "y_pred must sum to 1"):
+        with self.assertRaisesRegex(ValueError, "y_pred channels must sum to 1"):
             compute_kde_calibration_error(f * 0.5, y)
         with self.assertRaisesRegex(ValueError, "bandwidth"):
             compute_kde_calibration_error(f, y, bandwidth=0)

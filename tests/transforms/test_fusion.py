@@ -161,7 +161,7 @@ class TestRaterFusion(unittest.TestCase):
             RaterFusion()(torch.full((3, 4, 4), 0.5))
         with self.assertRaisesRegex(ValueError, "NaN"):
             RaterFusion()(torch.full((3, 4, 4), float("nan")))
-        with self.assertRaisesRegex(ValueError, r"integer labels in \[0, 2\]"):
+        with self.assertRaisesRegex(ValueError, r"img must be an integer label map in \[0, 2\]"):
             RaterFusion(num_classes=3)(torch.full((3, 4, 4), 3.0))
         with self.assertRaisesRegex(ValueError, "weights must be finite"):
             RaterFusion("weighted", weights=[1.0, -1.0])

@@ -373,8 +373,8 @@ CALL_ERROR_CASES = [
     [{}, [[[np.inf, 0.0]], [[0.0, 1.0]]], "img contains NaN or Inf"],
     [{"num_classes": 2}, [[[np.nan, 0.0]]], "img contains NaN or Inf"],
     # values outside [0, 1]
-    [{}, [[[-0.5, 1.0]], [[1.5, 0.0]]], r"img values must be in \[0, 1\].*got \[-0.5, 1.5\]"],
-    [{}, [[[0.0, 2.0]]], r"img values .*\[0, 2\].*num_classes"],
+    [{}, [[[-0.5, 1.0]], [[1.5, 0.0]]], r"img must hold probabilities in \[0, 1\].*got values in \[-0.5, 1.5\]"],
+    [{}, [[[0.0, 2.0]]], r"img must hold probabilities .*\[0, 2\].*num_classes"],
     # channels not summing to 1
     [{}, [[[0.5, 0.5]], [[0.4, 0.5]]], r"img channels must sum to 1.*\[0.9, 1\]"],
     [{}, [[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 0.0]]], "sum to 1"],

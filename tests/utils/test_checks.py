@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import unittest
 
 import numpy as np
@@ -219,6 +222,21 @@ class TestRaterStack(unittest.TestCase):
         message = "rater files have different shapes: c.nii has shape (4, 5) but a.nii has (4, 4)."
         with self.assertRaisesRegex(ValueError, _exactly(message)):
             check_rater_shapes([("a.nii", (4, 4)), ("b.nii", (4, 4)), ("c.nii", (4, 5))], "rater files")
+
+
+class TestLayering(unittest.TestCase):
+    def test_utils_and_upper_layers_do_not_import_losses(self):
+        # a fresh interpreter: which monai_dml modules do utils, and then metrics/transforms/calibration/data, load?
+        code = (
+            "import sys, monai_dml.utils; u = 'monai_dml.utils'; "
+            "print(sorted(m for m in sys.modules if m.startswith('monai_dml.') and not m.startswith(u)));"
+            "import monai_dml.metrics, monai_dml.transforms, monai_dml.calibration, monai_dml.data; "
+            "print(sorted(m for m in sys.modules if m.startswith('monai_dml.losses')))"
+        )
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=root)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        self.assertEqual(out.stdout.split("\n")[:2], ["[]", "[]"])
 
 
 if __name__ == "__main__":

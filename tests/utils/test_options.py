@@ -15,10 +15,13 @@ import re
 import unittest
 
 import numpy as np
+import torch
 from monai.utils import LossReduction, StrEnum
 from parameterized import parameterized
 
-from monai_dml.losses import DiceDomain, DMLVariant
+from monai_dml.losses import DiceDomain, DMLoss, DMLVariant
+from monai_dml.metrics import ECEMode, compute_ece
+from monai_dml.transforms import FusionMethod, LabelSmoothing, LabelSmoothingMethod, RaterFusion
 from monai_dml.utils import as_bool, look_up_option
 
 
@@ -91,6 +94,35 @@ class TestLookUpOption(unittest.TestCase):
     def test_string_is_not_a_sequence_of_options(self):
         with self.assertRaisesRegex(TypeError, "supported"):
             look_up_option("a", "abc", "x")
+
+
+class TestOptionsInPackage(unittest.TestCase):
+    def test_dmloss_phi_any_case(self):
+        # shape: (2, 2, 3): logits and soft targets; "bi" and "BI" must be the same batch-pooled domain
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 2, 3, generator=g)
+        y = torch.softmax(torch.randn(2, 2, 3, generator=g), dim=1)
+        lower = DMLoss(softmax=True, phi="bi")
+        upper = DMLoss(softmax=True, phi="BI")
+        self.assertIs(lower.phi, DiceDomain.BI)
+        np.testing.assert_allclose(lower(x, y).item(), upper(x, y).item(), rtol=1e-5)
+        batch = DMLoss(softmax=True, batch=True)  # MONAI's batch=True is the same domain
+        np.testing.assert_allclose(lower(x, y).item(), batch(x, y).item(), rtol=1e-5)
+        self.assertEqual(DMLoss(variant="DML2", reduction="SUM").variant, DMLVariant.DML2)
+
+    def test_dmloss_hints(self):
+        with self.assertRaisesRegex(ValueError, r"phi='bx'.*did you mean 'BI'\?"):
+            DMLoss(phi="bx")
+        with self.assertRaisesRegex(ValueError, r"class_average='presnt'.*did you mean 'present'\?"):
+            DMLoss(class_average="presnt")
+
+    def test_transform_and_metric_options(self):
+        self.assertIs(RaterFusion("Majority").method, FusionMethod.MAJORITY)
+        self.assertIs(LabelSmoothing("SVLS").method, LabelSmoothingMethod.SVLS)
+        with self.assertRaisesRegex(ValueError, r"method='unifrm'.*did you mean 'uniform'\?"):
+            LabelSmoothing("unifrm")
+        y = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]).reshape(1, 2, 2)  # shape: (1, 2, 2), one-hot
+        np.testing.assert_allclose(compute_ece(y, y, mode="Top_Label"), compute_ece(y, y, mode=ECEMode.TOP_LABEL))
 
 
 # [value, expected]

@@ -19,9 +19,10 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import get_track_meta
 from monai.transforms import Randomizable, Transform
-from monai.utils import StrEnum, TransformBackends, convert_to_dst_type, convert_to_tensor, look_up_option
+from monai.utils import StrEnum, TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from monai_dml.metrics.dice import soft_dice_unchecked
+from monai_dml.utils import check_rater_stack, look_up_option, one_hot_label_map
 
 __all__ = ["FusionMethod", "RaterFusion", "majority_vote", "rater_dice_to_majority", "stack_to_probabilities"]
 
@@ -58,37 +59,27 @@ def stack_to_probabilities(raters: torch.Tensor, num_classes: int | None = None,
         float32 ``(R, 1, spatial...)`` foreground masks (binary), or ``(R, num_classes, spatial...)`` one-hot maps.
 
     Raises:
-        ValueError: for R = 0, fewer than 2 or more than 3 spatial axes, NaN/Inf, non-binary values in binary masks,
-            labels outside ``[0, num_classes)`` or non-integer labels, ``num_classes < 2``.
+        ValueError: for R = 0, fewer than 2 or more than 3 spatial axes, no voxel, NaN/Inf, non-binary values in
+            binary masks, labels outside ``[0, num_classes)`` or non-integer labels, ``num_classes < 2``.
     """
-    if raters.ndim not in (3, 4):
-        raise ValueError(f"{name} must have shape (R, H, W) or (R, H, W, D), got {tuple(raters.shape)}.")
-    if raters.shape[0] == 0:
-        raise ValueError(f"{name} holds no rater (R = 0), got shape {tuple(raters.shape)}.")
-    if num_classes is not None and num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2 for label maps (None for binary masks), got {num_classes}.")
+    check_rater_stack(raters, name)
+    if num_classes is not None:
+        if num_classes < 2:
+            raise ValueError(
+                f"num_classes must be at least 2 for label maps (None for binary masks), got {num_classes}."
+            )
+        return one_hot_label_map(raters.unsqueeze(1), num_classes, name, dim=1)
     values = raters.detach()
     if values.dtype == torch.bool:
         values = values.to(torch.uint8)
     # one aminmax pass, plus a fractional-part pass for floats; NaN fails both (no separate isfinite pass)
     lo, hi = (float(v) for v in torch.aminmax(values))
-    integral = not values.is_floating_point() or not bool(values.frac().any())
-    top = 1 if num_classes is None else num_classes - 1
-    if not (lo >= 0 and hi <= top and integral):
+    if not (lo >= 0 and hi <= 1 and (not values.is_floating_point() or not bool(values.frac().any()))):
         if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-            raise ValueError(f"{name} contains NaN or Inf values.")
-        if num_classes is None:
-            found = torch.unique(values)[:8].tolist()
-            raise ValueError(f"{name} must hold binary masks (0 or 1) when num_classes is None, found values {found}.")
-        raise ValueError(
-            f"{name} must hold integer labels in [0, {num_classes - 1}] for num_classes={num_classes}, "
-            f"got values in [{lo:g}, {hi:g}]."
-        )
-    if num_classes is None:
-        return values.to(torch.float32).unsqueeze(1)
-    labels = values.long()
-    one_hot = torch.zeros((labels.shape[0], num_classes, *labels.shape[1:]), dtype=torch.float32, device=labels.device)
-    return one_hot.scatter_(1, labels.unsqueeze(1), 1.0)
+            raise ValueError(f"{name} contains NaN or Inf values (shape {tuple(values.shape)}).")
+        found = torch.unique(values)[:8].tolist()
+        raise ValueError(f"{name} must hold binary masks (0 or 1) when num_classes is None, found values {found}.")
+    return values.to(torch.float32).unsqueeze(1)
 
 
 def majority_vote(onehot: torch.Tensor) -> torch.Tensor:
@@ -191,7 +182,7 @@ class RaterFusion(Randomizable, Transform):
             ValueError: for an unknown ``method``, ``weights`` with another method, negative, non-finite or all-zero
                 ``weights``, or ``num_classes < 2``.
         """
-        self.method = look_up_option(method, FusionMethod)
+        self.method = look_up_option(method, FusionMethod, "method")
         if num_classes is not None and num_classes < 2:
             raise ValueError(f"num_classes must be at least 2 (None for binary masks), got {num_classes}.")
         self.num_classes = num_classes

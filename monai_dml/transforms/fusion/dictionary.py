@@ -22,6 +22,7 @@ from monai.transforms import MapTransform, Randomizable
 from monai.utils import convert_to_tensor
 
 from monai_dml.transforms.fusion.array import FusionMethod, RaterFusion
+from monai_dml.utils import check_rater_shapes
 
 __all__ = ["RaterFusionD", "RaterFusionDict", "RaterFusiond"]
 
@@ -98,19 +99,17 @@ class RaterFusiond(Randomizable, MapTransform):
         if len(self.keys) == 1:
             stack = d[present[0]]
         else:
-            stack = self._stack([d[k] for k in present])
+            stack = self._stack(present, [d[k] for k in present])
         d[self.output_key] = self.fusion(stack)
         if self.save_staple_stats and self.fusion.method == FusionMethod.STAPLE:
             d[f"{self.output_key}_sensitivity"] = self.fusion.staple_sensitivity
             d[f"{self.output_key}_specificity"] = self.fusion.staple_specificity
         return d
 
-    def _stack(self, items: list[NdarrayOrTensor]) -> NdarrayOrTensor:
+    def _stack(self, keys: list[Hashable], items: list[NdarrayOrTensor]) -> NdarrayOrTensor:
         tensors = [convert_to_tensor(x, track_meta=False) for x in items]
         tensors = [t[0] if t.ndim > 2 and t.shape[0] == 1 else t for t in tensors]
-        shapes = {tuple(t.shape) for t in tensors}
-        if len(shapes) > 1:
-            raise ValueError(f"the raters of keys {list(self.keys)} have different shapes: {sorted(shapes)}.")
+        check_rater_shapes(((f"key {k!r}", t.shape) for k, t in zip(keys, tensors, strict=True)), "rater keys")
         stacked = torch.stack(tensors)
         first = items[0]
         if isinstance(first, MetaTensor):

@@ -45,6 +45,8 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.utils import convert_to_numpy, optional_import
 
+from monai_dml.utils import check_label_map, check_rater_stack
+
 itk, has_itk = optional_import("itk", allow_namespace_pkg=True)
 
 __all__ = ["StapleResult", "staple_binary", "staple_multiclass"]
@@ -209,15 +211,7 @@ def staple_multiclass(
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
     _check_itk()
     arr, device = _as_numpy(raters)
-    if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
-        found = np.unique(arr[arr != np.round(arr)])
-        shown = ", ".join(f"{v:g}" for v in found[:5].tolist()) + (", ..." if found.size > 5 else "")
-        raise ValueError(f"raters must hold integer class labels, got non-integer values: {shown}.")
-    lo, hi = arr.min(), arr.max()
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(
-            f"raters must hold labels in [0, num_classes) = [0, {num_classes}), got labels in [{lo:g}, {hi:g}]."
-        )
+    check_label_map(torch.as_tensor(arr), int(num_classes), "raters")
     cw, max_it = _check_options(confidence_weight, max_iterations)
     per_class = [_staple_mask(arr == c, cw, max_it, device) for c in range(int(num_classes))]
     probs = torch.cat([r.probability for r in per_class], dim=0).double()
@@ -246,15 +240,7 @@ def _as_numpy(raters: NdarrayOrTensor) -> tuple[np.ndarray, torch.device]:
     arr = convert_to_numpy(raters)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"raters must be a boolean, integer or floating-point array or tensor, got dtype {arr.dtype}.")
-    if arr.ndim not in (3, 4):
-        raise ValueError(
-            "raters must have shape (R, H, W) or (R, H, W, D): R raters and 2 or 3 spatial dimensions, "
-            f"got shape {tuple(arr.shape)} ({arr.ndim - 1} spatial dimensions)."
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(f"raters must hold at least one rater (R >= 1), got shape {tuple(arr.shape)}.")
-    if arr.size == 0:
-        raise ValueError(f"raters must have at least one voxel, got shape {tuple(arr.shape)}.")
+    check_rater_stack(arr, "raters")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError("raters contains NaN or Inf values; STAPLE needs finite segmentations.")
     return arr, device

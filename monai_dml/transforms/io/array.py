@@ -22,6 +22,8 @@ from monai.data import MetaTensor
 from monai.transforms import LoadImage, Transform
 from monai.utils import TransformBackends
 
+from monai_dml.utils import check_rater_shapes
+
 __all__ = ["LoadRaters"]
 
 PathLike = str | os.PathLike
@@ -83,10 +85,7 @@ class LoadRaters(Transform):
                 img = MetaTensor(img)
             if images:
                 first, first_path = images[0], os.fspath(filenames[0])
-                if img.shape != first.shape:
-                    raise ValueError(
-                        f"rater file {path} has shape {tuple(img.shape)} but {first_path} has {tuple(first.shape)}."
-                    )
+                check_rater_shapes([(first_path, first.shape), (path, img.shape)], "rater files")
                 if not torch.allclose(img.affine.double(), first.affine.double(), atol=self.affine_atol):
                     raise ValueError(
                         f"rater file {path} has another affine than {first_path}:\n{img.affine.numpy()}\n"

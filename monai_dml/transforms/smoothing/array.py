@@ -21,13 +21,12 @@ import torch.nn.functional as F
 from monai.config import NdarrayOrTensor
 from monai.data import get_track_meta
 from monai.transforms.transform import Transform
-from monai.utils import StrEnum, TransformBackends, look_up_option
+from monai.utils import StrEnum, TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
 
-__all__ = ["LabelSmoothing", "LabelSmoothingMethod"]
+from monai_dml.utils import check_probability_map, check_soft_target, look_up_option, one_hot_label_map
 
-# largest |sum over channels - 1| accepted for a multi-channel (one-hot or soft) label
-_SUM_TOLERANCE = 1e-3
+__all__ = ["LabelSmoothing", "LabelSmoothingMethod"]
 
 
 class LabelSmoothingMethod(StrEnum):
@@ -171,7 +170,7 @@ class LabelSmoothing(Transform):
             ValueError: for an unknown ``method``, ``epsilon`` outside [0, 1), ``num_classes < 2``,
                 ``width < 1``, ``sigma <= 0`` or not finite, or ``kernel_size`` even or < 3.
         """
-        self.method = LabelSmoothingMethod(look_up_option(method, LabelSmoothingMethod))
+        self.method = look_up_option(method, LabelSmoothingMethod, "method")
         self.epsilon = _check_epsilon(epsilon)
         if num_classes is not None and (not _is_int(num_classes) or num_classes < 2):
             raise ValueError(f"num_classes must be None or an integer >= 2, got {num_classes!r}.")
@@ -207,7 +206,7 @@ class LabelSmoothing(Transform):
                 outside [0, 1] (one-hot/soft/binary), channels that do not sum to 1 (multi-channel), more than
                 one channel or values outside ``[0, num_classes)`` (integer map); or for an invalid override.
         """
-        method_ = self.method if method is None else LabelSmoothingMethod(look_up_option(method, LabelSmoothingMethod))
+        method_ = self.method if method is None else look_up_option(method, LabelSmoothingMethod, "method")
         eps = self.epsilon if epsilon is None else _check_epsilon(epsilon)
         dst = img if isinstance(img, np.ndarray) else convert_to_tensor(img, track_meta=get_track_meta())
         img_t = convert_to_tensor(img, track_meta=False)
@@ -234,35 +233,14 @@ class LabelSmoothing(Transform):
         """Checks ``img`` and returns its ``(K, spatial...)`` float32 class probabilities and whether it is binary."""
         if img.dtype == torch.bool:
             img = img.to(torch.uint8)
-        if img.is_floating_point() and not bool(torch.isfinite(img).all()):
-            raise ValueError("img contains NaN or Inf.")
-        lo, hi = (float(v) for v in torch.aminmax(img))
         if self.num_classes is not None:
-            if img.shape[0] != 1:
-                raise ValueError(
-                    f"img must be a single-channel integer label map (1, spatial...) when num_classes is given, "
-                    f"got shape {tuple(img.shape)}."
-                )
-            if lo < 0 or hi >= self.num_classes or (img.is_floating_point() and not bool((img == img.round()).all())):
-                raise ValueError(
-                    f"img must hold integer class indices in [0, {self.num_classes - 1}] for "
-                    f"num_classes={self.num_classes}, got values in [{lo:.6g}, {hi:.6g}]."
-                )
-            onehot = F.one_hot(img[0].long(), self.num_classes)
-            return onehot.movedim(-1, 0).to(torch.float32), False
-        if lo < 0 or hi > 1:
-            hint = "; pass num_classes for an integer label map" if img.shape[0] == 1 else ""
-            raise ValueError(f"img values must be in [0, 1] for a one-hot/soft label, got [{lo:.6g}, {hi:.6g}]{hint}.")
-        probs = img.to(torch.float32)
-        if probs.shape[0] == 1:
+            return one_hot_label_map(img, self.num_classes, "img", dim=0), False
+        if img.shape[0] == 1:
+            check_soft_target(img, "img", hint="Pass num_classes for an integer label map.")
+            probs = img.to(torch.float32)
             return torch.cat([1.0 - probs, probs]), True
-        sums = img.sum(0, dtype=torch.float64)
-        if float((sums - 1).abs().max()) > _SUM_TOLERANCE:
-            raise ValueError(
-                f"img channels must sum to 1 (one-hot or soft probabilities), got channel sums in "
-                f"[{float(sums.min()):.6g}, {float(sums.max()):.6g}]; pass num_classes for an integer label map."
-            )
-        return probs, False
+        check_probability_map(img, "img")
+        return img.to(torch.float32), False
 
     def _boundary_mask(self, probs: torch.Tensor) -> torch.Tensor:
         """``(1, spatial...)`` bool: the box of half-width ``self.width`` around the voxel holds two classes."""

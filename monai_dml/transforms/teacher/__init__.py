@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from .array import TeacherTarget, check_probability_map
+from .array import TeacherTarget
 from .dictionary import TeacherTargetD, TeacherTargetd, TeacherTargetDict
 
-__all__ = ["TeacherTarget", "TeacherTargetD", "TeacherTargetDict", "TeacherTargetd", "check_probability_map"]
+__all__ = ["TeacherTarget", "TeacherTargetD", "TeacherTargetDict", "TeacherTargetd"]

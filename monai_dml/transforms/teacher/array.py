@@ -19,34 +19,9 @@ from monai.data import get_track_meta
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from monai_dml.losses.functional import check_soft_target, temper_probabilities
+from monai_dml.utils import check_probability_map, temper_probabilities
 
-__all__ = ["TeacherTarget", "check_probability_map"]
-
-
-def check_probability_map(probs: torch.Tensor, name: str = "img", tolerance: float = 1e-3) -> None:
-    """
-    Raise unless ``probs`` is a channel-first probability map: finite values in [0, 1], and for more than one
-    channel, channels summing to 1 within ``tolerance``. The value check is
-    :py:func:`monai_dml.losses.check_soft_target` (one pass); this adds the channel sums.
-
-    Args:
-        probs: channel-first ``(C, spatial...)`` map.
-        name: the argument name used in error messages. Defaults to ``"img"``.
-        tolerance: largest accepted deviation of the channel sums from 1. Defaults to 1e-3.
-
-    Raises:
-        ValueError: naming ``name``, with the range or the largest deviation of the channel sums found.
-    """
-    if probs.ndim < 2:
-        raise ValueError(f"{name} must be channel-first (C, spatial...), got shape {tuple(probs.shape)}.")
-    check_soft_target(probs, name)
-    if probs.shape[0] > 1:
-        deviation = float((probs.sum(dim=0) - 1).abs().max())
-        if deviation > tolerance:
-            raise ValueError(
-                f"{name} channels must sum to 1 (a softmax output), the sums deviate by up to {deviation:.4g}."
-            )
+__all__ = ["TeacherTarget"]
 
 
 class TeacherTarget(Transform):
@@ -95,7 +70,7 @@ class TeacherTarget(Transform):
             float32 target of the same shape and type.
 
         Raises:
-            ValueError: when ``img`` is not a probability map (see :py:func:`check_probability_map`).
+            ValueError: when ``img`` is not a probability map (see :py:func:`monai_dml.utils.check_probability_map`).
         """
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
         probs = convert_to_tensor(img_t, track_meta=False, dtype=torch.float64)
