@@ -17,13 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .datalist import PATH_KEYS, load_datalist, write_datalist
-from .folds import FoldMethod, assign_folds, natural_key, split_folds
-from .kits import KITS_LABELS, kits_datalist
-from .lits import LITS_LABELS, lits_datalist
-from .preprocessing import (
-    KITS_HU_WINDOW,
-    LITS_HU_WINDOW,
+from monai_dml.transforms.layout import (
     ExtractSliceD,
     ExtractSliced,
     ExtractSliceDict,
@@ -33,10 +27,13 @@ from .preprocessing import (
     PlanarChannelsD,
     PlanarChannelsd,
     PlanarChannelsDict,
-    ct_2d_transforms,
-    ct_3d_transforms,
-    qubiq_2d_transforms,
 )
+
+from .datalist import PATH_KEYS, load_datalist, write_datalist
+from .folds import FoldMethod, assign_folds, natural_key, split_folds
+from .kits import KITS_LABELS, kits_datalist
+from .lits import LITS_LABELS, lits_datalist
+from .preprocessing import KITS_HU_WINDOW, LITS_HU_WINDOW, ct_2d_transforms, ct_3d_transforms, qubiq_2d_transforms
 from .qubiq import QUBIQ_DATASETS, QUBIQ_RATERS, QUBIQ_TABLE1, qubiq_datalist, qubiq_rater_agreement
 from .slices import axial_axis, build_slice_index
 from .utils import IncompletePolicy
@@ -66,6 +63,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# PlanarChannelsd, ExtractSliced and KiTSAnnotationsd (with their aliases) are defined in monai_dml.transforms.layout
+# and re-exported here, where bundles imported them before they moved
 __all__ = [
     "KITS_HU_WINDOW",
     "KITS_LABELS",

@@ -19,11 +19,13 @@ from typing import Any
 
 from monai_dml.data.folds import FoldMethod, natural_key
 from monai_dml.data.utils import IncompletePolicy, check_dataset_dir, finish_datalist
+from monai_dml.transforms.layout import KITS_LABELS
 
 __all__ = ["KITS_LABELS", "kits_datalist"]
 
-# label values: KiTS19 has kidney and tumour; KiTS21/23 add cyst
-KITS_LABELS = {"background": 0, "kidney": 1, "tumor": 2, "cyst": 3}
+# KITS_LABELS (KiTS19 has kidney and tumour; KiTS21/23 add cyst) is defined beside KiTSAnnotations, which paints
+# them, since transforms sit below data; it stays public here
+
 _CASE = re.compile(r"^case_\d+$")
 _IMAGING = ("imaging.nii.gz", "imaging.nii")
 # KiTS19 and KiTS23: segmentation.nii.gz; KiTS21: aggregated_MAJ_seg.nii.gz (majority vote of the annotations)
@@ -94,7 +96,7 @@ def kits_datalist(
         entries ``{"image": path, "label": path, "case": "case_XXXXX", "fold": int}``, sorted by case; KiTS21/23
         cases also have ``"annotations": {"kidney": [[a1, a2, a3], ...], "tumor": [...], "cyst": [...]}`` (one list
         per instance, the annotation files in annotation order), which
-        :py:class:`monai_dml.data.KiTSAnnotationsd` turns into a ``(A, spatial...)`` stack of per-annotator
+        :py:class:`monai_dml.transforms.KiTSAnnotationsd` turns into a ``(A, spatial...)`` stack of per-annotator
         label maps.
 
     Raises:

@@ -8,7 +8,10 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Soft-label transforms in MONAI's array/dictionary style: rater fusion, label smoothing, teacher targets."""
+"""
+Soft-label transforms in MONAI's array/dictionary style: rater fusion, label smoothing, teacher targets, and the
+data-layout transforms that bring the data sets' stored forms to channel-first arrays.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +32,35 @@ from .fusion import (
     staple_multiclass,
 )
 from .io import LoadRaters, LoadRatersD, LoadRatersd, LoadRatersDict
+from .layout import (
+    KITS_LABELS,
+    ExtractSlice,
+    ExtractSliceD,
+    ExtractSliced,
+    ExtractSliceDict,
+    KiTSAnnotations,
+    KiTSAnnotationsD,
+    KiTSAnnotationsd,
+    KiTSAnnotationsDict,
+    PlanarChannels,
+    PlanarChannelsD,
+    PlanarChannelsd,
+    PlanarChannelsDict,
+)
 from .smoothing import LabelSmoothing, LabelSmoothingD, LabelSmoothingd, LabelSmoothingDict, LabelSmoothingMethod
 from .teacher import TeacherTarget, TeacherTargetD, TeacherTargetd, TeacherTargetDict
 
 __all__ = [
+    "KITS_LABELS",
+    "ExtractSlice",
+    "ExtractSliceD",
+    "ExtractSliceDict",
+    "ExtractSliced",
     "FusionMethod",
+    "KiTSAnnotations",
+    "KiTSAnnotationsD",
+    "KiTSAnnotationsDict",
+    "KiTSAnnotationsd",
     "LabelSmoothing",
     "LabelSmoothingD",
     "LabelSmoothingDict",
@@ -43,6 +70,10 @@ __all__ = [
     "LoadRatersD",
     "LoadRatersDict",
     "LoadRatersd",
+    "PlanarChannels",
+    "PlanarChannelsD",
+    "PlanarChannelsDict",
+    "PlanarChannelsd",
     "RaterFusion",
     "RaterFusionD",
     "RaterFusionDict",

@@ -30,6 +30,7 @@ from monai_dml.transforms.smoothing import (
     LabelSmoothingDict,
     LabelSmoothingMethod,
 )
+from tests.transforms.utils import ndarray_converters, to_numpy
 
 METHODS = ["uniform", "boundary", "svls"]
 AFFINE = torch.diag(torch.tensor([2.0, 3.0, 4.0, 1.0]))
@@ -39,14 +40,7 @@ def _as_meta(x):
     return MetaTensor(torch.as_tensor(x), affine=AFFINE.clone(), meta={"filename_or_obj": "label.nii.gz"})
 
 
-# input converters: NumPy, torch, MetaTensor (and CUDA where available), as MONAI's TEST_NDARRAYS
-TEST_NDARRAYS = [np.asarray, torch.as_tensor, _as_meta]
-if torch.cuda.is_available():
-    TEST_NDARRAYS.append(lambda x: torch.as_tensor(x, device="cuda"))
-
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+TEST_NDARRAYS = ndarray_converters(_as_meta)
 
 
 # ---- uniform: y' = (1 - eps) y + eps / K ----
@@ -123,7 +117,7 @@ class TestLabelSmoothingValues(unittest.TestCase):
         for convert in TEST_NDARRAYS:
             out = LabelSmoothing(**init_kwargs)(convert(np.asarray(img)))
             self.assertEqual(out.dtype, np.float32 if isinstance(out, np.ndarray) else torch.float32)
-            np.testing.assert_allclose(_np(out), np.asarray(expected, dtype=np.float32), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(to_numpy(out), np.asarray(expected, dtype=np.float32), rtol=1e-5, atol=1e-6)
 
     def test_svls_single_voxel(self):
         # shape: (1, 5, 5), one foreground voxel at the centre; kernel_size=3, sigma=1
@@ -275,12 +269,12 @@ class TestLabelSmoothingTypes(unittest.TestCase):
             out = LabelSmoothing(method=method, width=1)(x)
             # as in MONAI, a torch input comes back as a MetaTensor while get_track_meta() is True
             self.assertIsInstance(out, MetaTensor if isinstance(x, torch.Tensor) else np.ndarray)
-            np.testing.assert_allclose(_np(out), expected, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(to_numpy(out), expected, rtol=1e-5, atol=1e-6)
             if isinstance(x, torch.Tensor):
                 self.assertEqual(out.device, x.device)
             if isinstance(x, MetaTensor):
                 assert isinstance(out, MetaTensor)
-                np.testing.assert_array_equal(_np(out.affine), _np(x.affine))
+                np.testing.assert_array_equal(to_numpy(out.affine), to_numpy(x.affine))
                 self.assertEqual(out.meta["filename_or_obj"], "label.nii.gz")
 
     def test_no_meta_tracking(self):
@@ -298,7 +292,7 @@ class TestLabelSmoothingTypes(unittest.TestCase):
         self.assertIsInstance(out, MetaTensor)
         self.assertEqual(tuple(out.shape), (3, 2, 2))
         self.assertEqual(out.dtype, torch.float32)
-        np.testing.assert_array_equal(_np(out.affine), _np(AFFINE))
+        np.testing.assert_array_equal(to_numpy(out.affine), to_numpy(AFFINE))
 
     def test_float64_and_bool(self):
         out = LabelSmoothing()(torch.tensor([[[0.0, 1.0]]], dtype=torch.float64))
@@ -332,7 +326,7 @@ class TestLabelSmoothingd(unittest.TestCase):
         t = Compose([LabelSmoothingd(keys="label", method="svls"), LabelSmoothingd(keys="seg", num_classes=2)])
         out = t({"label": _as_meta(SQUARE), "seg": np.array([[[0, 1]]])})
         self.assertIsInstance(out["label"], MetaTensor)
-        np.testing.assert_array_equal(_np(out["label"].affine), _np(AFFINE))
+        np.testing.assert_array_equal(to_numpy(out["label"].affine), to_numpy(AFFINE))
         np.testing.assert_allclose(out["seg"], [[[0.95, 0.05]], [[0.05, 0.95]]], rtol=1e-5)
 
     def test_bundle_config(self):
