@@ -24,10 +24,12 @@ from monai_dml.data import (
     QUBIQ_SUB_DATASETS,
     RaterNoise,
     generate_dataset,
+    generate_qubiq,
     kits_datalist,
     lits_datalist,
     perturb_mask,
     synthesize_qubiq_case,
+    write_ct_volume,
 )
 from monai_dml.data.synthetic import main
 from monai_dml.transforms import rater_dice_to_majority
@@ -111,6 +113,50 @@ class TestGenerator(unittest.TestCase):
                 generate_dataset("qubiq", tmp, size=8)
             with self.assertRaisesRegex(ValueError, "brain-tumor"):
                 synthesize_qubiq_case("brain-tumour", 0)
+
+    def test_qubiq_files_hold_the_synthesized_case(self):
+        # every written file holds the in-memory case, in QUBIQ's stored shapes (kidney (H, W, 1), brain-tumor's
+        # four modalities last), the raters on their image's grid
+        with tempfile.TemporaryDirectory() as tmp:
+            generate_qubiq(
+                tmp, num_cases=2, size=16, datasets=["prostate", "kidney", "brain-tumor"], missing_rater=False
+            )
+            for dataset, shape in (("prostate", (16, 16)), ("kidney", (16, 16, 1)), ("brain-tumor", (16, 16, 4))):
+                image, raters = synthesize_qubiq_case(dataset, 1, size=16)
+                case_dir = os.path.join(tmp, dataset, "Training", "case02")
+                written = nib.load(os.path.join(case_dir, "image.nii.gz"))
+                self.assertEqual(written.shape, shape)
+                np.testing.assert_array_equal(np.asanyarray(written.dataobj).reshape(image.shape), image)
+                for task, stack in raters.items():
+                    for r, mask in enumerate(stack, start=1):
+                        path = os.path.join(case_dir, f"task{task:02d}_seg{r:02d}.nii.gz")
+                        rater = nib.load(path)
+                        np.testing.assert_array_equal(rater.affine, written.affine)
+                        data = np.asanyarray(rater.dataobj)
+                        self.assertEqual(data.shape, (16, 16, 1) if dataset == "kidney" else (16, 16))
+                        np.testing.assert_array_equal(data.reshape(mask.shape), mask)
+
+    def test_ct_volume_lits_and_kits_geometry(self):
+        # LiTS stores (x, y, z) with affine diag(-sx, -sy, sz); KiTS stores (z, y, x) with a permuted affine. Both
+        # must put every value at the same physical position.
+        rng = np.random.default_rng(3)
+        volume = rng.integers(-1000, 1000, (5, 4, 3)).astype(np.int16)
+        spacing = (0.5, 0.7, 2.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            lits, kits = os.path.join(tmp, "lits.nii.gz"), os.path.join(tmp, "kits.nii.gz")
+            write_ct_volume(volume, lits, spacing, axial_first=False)
+            write_ct_volume(volume, kits, spacing, axial_first=True)
+            a, b = nib.load(lits), nib.load(kits)
+            a_data, b_data = np.asanyarray(a.dataobj), np.asanyarray(b.dataobj)
+        np.testing.assert_array_equal(a_data, volume)
+        np.testing.assert_allclose(a.affine, np.diag([-0.5, -0.7, 2.0, 1.0]))
+        self.assertEqual(b_data.shape, (3, 4, 5))  # axial first
+        np.testing.assert_allclose(np.abs(np.linalg.det(b.affine[:3, :3])), 0.5 * 0.7 * 2.0)  # same voxel volume
+        to_kits = np.linalg.inv(b.affine) @ a.affine  # LiTS voxel -> world -> KiTS voxel
+        for index in np.ndindex(volume.shape):
+            j = to_kits @ np.array([*index, 1.0])
+            np.testing.assert_allclose(j, np.round(j), atol=1e-6)
+            self.assertEqual(b_data[tuple(np.round(j[:3]).astype(int))], volume[index], index)
 
     @parameterized.expand(
         [

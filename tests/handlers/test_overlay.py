@@ -24,11 +24,27 @@ from monai.engines import SupervisedEvaluator
 
 from monai_dml.handlers import OverlaySaver, overlay as overlay_module
 from monai_dml.visualize.figures import plot_overlay
+from tests.pixels import colour_area, read_rgb, viridis
 
 
 def _is_png(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _fractions(path: str, *values: float) -> list[float]:
+    """The share of each of ``values``' viridis colours among the pixels showing any of them in the PNG at ``path``
+    (the values of one map panel: its pixels are split between them as its voxels are)."""
+    rgb = read_rgb(path)
+    areas = [colour_area(rgb, viridis(v)) for v in values]
+    return [a / sum(areas) for a in areas]
+
+
+def _rows_image(rows: int, size: int, high: float = 1.0, low: float = 0.0) -> torch.Tensor:
+    """A ``(1, size, size)`` map: ``high`` on the first ``rows`` rows, ``low`` elsewhere."""
+    out = torch.full((1, size, size), low)
+    out[0, :rows] = high
+    return out
 
 
 def _evaluator(data: list[dict], network: torch.nn.Module, batch_size: int = 2) -> SupervisedEvaluator:
@@ -38,17 +54,19 @@ def _evaluator(data: list[dict], network: torch.nn.Module, batch_size: int = 2) 
 
 class TestOverlaySaver(unittest.TestCase):
     def test_2d_evaluator_writes_first_cases_named_from_meta(self):
-        g = torch.Generator().manual_seed(0)
+        # case i: image and soft label cover the first 2 + 2i rows; the network gives sigmoid(4 x - 2) there
         data = [
             {
-                "image": MetaTensor(
-                    torch.rand(1, 12, 12, generator=g), meta={"filename_or_obj": f"/data/case{i}.nii.gz"}
-                ),
-                "label": torch.rand(1, 12, 12, generator=g),
+                "image": MetaTensor(_rows_image(2 + 2 * i, 12), meta={"filename_or_obj": f"/data/case{i}.nii.gz"}),
+                "label": _rows_image(2 + 2 * i, 12, high=0.7, low=0.2),
             }
             for i in range(5)
         ]
         network = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.Sigmoid())
+        with torch.no_grad():
+            network[0].weight.fill_(4.0)
+            network[0].bias.fill_(-2.0)
+        p_high, p_low = float(torch.sigmoid(torch.tensor(2.0))), float(torch.sigmoid(torch.tensor(-2.0)))
         with tempfile.TemporaryDirectory() as tmp:
             save_dir = os.path.join(tmp, "overlays")  # created by the handler
             evaluator = _evaluator(data, network)
@@ -60,6 +78,12 @@ class TestOverlaySaver(unittest.TestCase):
             evaluator.run(global_epoch=2)  # a second epoch: the counter restarts
             self.assertEqual(len(os.listdir(save_dir)), 6)
             self.assertTrue(os.path.isfile(os.path.join(save_dir, "e2_case2.png")))
+            for epoch in (1, 2):
+                for i in range(3):  # each file shows its own case: the reference cut at 0.5, the probabilities
+                    path = os.path.join(save_dir, f"e{epoch}_case{i}.png")
+                    self.assertAlmostEqual(_fractions(path, 1.0, 0.0)[0], (2 + 2 * i) / 12, delta=0.03, msg=path)
+                    self.assertAlmostEqual(_fractions(path, p_high, p_low)[0], (2 + 2 * i) / 12, delta=0.03, msg=path)
+                    self.assertLess(sum(_fractions(path, 0.7, 0.2, 1.0, 0.0)[:2]), 0.01, msg=path)  # not the soft label
 
     def test_3d_evaluator_multichannel_case_key(self):
         g = torch.Generator().manual_seed(1)
@@ -90,11 +114,16 @@ class TestOverlaySaver(unittest.TestCase):
     def test_plain_engine_batch_dict_meta_and_index_fallback(self):
         g = torch.Generator().manual_seed(2)
 
+        def case(k):  # case k: soft label 0.6 on the first 2 + 2k rows (0.4 elsewhere), prediction 0.8 on 3 + k
+            return _rows_image(2 + 2 * k, 10, 0.6, 0.4), _rows_image(3 + k, 10, 0.8, 0.3).transpose(1, 2)
+
         def batch(names):
+            first = 0 if names is not None else 2
+            labels, preds = zip(*(case(k) for k in (first, first + 1)), strict=True)
             out = {
                 "image": torch.rand(2, 1, 10, 10, generator=g),
-                "pred": torch.rand(2, 1, 10, 10, generator=g),
-                "label": torch.rand(2, 1, 10, 10, generator=g),
+                "pred": torch.stack(preds),
+                "label": torch.stack(labels),
             }
             if names is not None:
                 out["image_meta_dict"] = {"filename_or_obj": names}
@@ -109,6 +138,11 @@ class TestOverlaySaver(unittest.TestCase):
             # a repeated name gets the case index; cases without meta data are named by their index
             self.assertEqual(written, ["overlay_2.png", "overlay_3.png", "overlay_img.png", "overlay_img_1.png"])
             self.assertTrue(all(_is_png(os.path.join(tmp, f)) for f in written))
+            for k, name in enumerate(["overlay_img.png", "overlay_img_1.png", "overlay_2.png", "overlay_3.png"]):
+                path = os.path.join(tmp, name)
+                self.assertAlmostEqual(_fractions(path, 1.0, 0.0)[0], (2 + 2 * k) / 10, delta=0.03, msg=name)
+                self.assertAlmostEqual(_fractions(path, 0.8, 0.3)[0], (3 + k) / 10, delta=0.03, msg=name)
+                self.assertLess(sum(_fractions(path, 0.6, 0.4, 1.0, 0.0)[:2]), 0.01, msg=name)  # binarised reference
 
     def test_only_rank_zero_writes(self):
         engine = Engine(lambda e, b: b)

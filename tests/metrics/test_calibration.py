@@ -266,10 +266,30 @@ class TestECEMetric(unittest.TestCase):
             saver = MetricsSaver(tmp, metrics="*", metric_details="*", batch_transform=lambda b: b["image_meta_dict"])
             saver.attach(engine)
             engine.run(batches, max_epochs=1)
+            raw = {}
             for name in metrics:
                 with open(os.path.join(tmp, f"{name}_raw.csv")) as f:
                     rows = list(csv.reader(f, delimiter=","))
                 self.assertEqual(len(rows), 1 + 6)  # header + one row per case
+                self.assertEqual([r[0] for r in rows[1:]], [f"case{i}" for i in range(6)])
+                raw[name] = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+        # top-label ECE per case from first principles: confidence max_c p_c, accuracy 1[argmax p = label],
+        # right-closed bins ((m - 1) / 10, m / 10]
+        probs = torch.cat([b["pred"] for b in batches]).double().flatten(2).numpy()
+        onehot = torch.cat([b["label"] for b in batches]).double().flatten(2).numpy()
+        expected = []
+        for p, y in zip(probs, onehot, strict=True):
+            conf, acc = p.max(axis=0), y[p.argmax(axis=0), np.arange(p.shape[1])]
+            index = np.clip(np.ceil(conf * 10).astype(int) - 1, 0, 9)
+            gap = np.bincount(index, acc, 10) - np.bincount(index, conf, 10)
+            expected.append(np.abs(gap).sum() / len(conf))
+        np.testing.assert_allclose(raw["ece"][:, 0], expected, rtol=1e-5, atol=1e-6)
+        # class-wise: MONAI's own CalibrationErrorMetric, per case and class
+        monai_ece = CalibrationErrorMetric(num_bins=10, include_background=True, metric_reduction="none")
+        for b in batches:
+            monai_ece(b["pred"], b["label"])
+        np.testing.assert_allclose(raw["ece_classwise"][:, :3], monai_ece.get_buffer().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(raw["ece_classwise"][:, 3], raw["ece_classwise"][:, :3].mean(1), rtol=1e-5)
         per_case = torch.cat([compute_ece(b["pred"], b["label"]) for b in batches])
         self.assertAlmostEqual(engine.state.metrics["ece"], float(per_case.mean()), places=5)
         self.assertEqual(tuple(metrics["ece_classwise"].get_buffer().shape), (6, 3))
