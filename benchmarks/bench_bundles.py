@@ -128,10 +128,11 @@ def main() -> None:
         for mode in MODES[bundle]:
             root = os.path.join(work, bundle, mode)
             extra = {"teacher_dir": teacher} if mode == "kd" else {}
+            kd = ["kd"] if mode == "kd" else []  # KDLoss and the teacher batch key come with configs/kd.json
             start = time.time()
             out = run(
                 bundle,
-                ["train"],
+                ["train", *kd],
                 bundle_root=root,
                 dataset_dir=data,
                 synthetic_dir=data,
@@ -143,7 +144,7 @@ def main() -> None:
             evaluation = {k: v for k, v in reduced.items() if k != "epochs"}
             run(
                 bundle,
-                ["train", "evaluate"],
+                ["train", *kd, "evaluate"],
                 bundle_root=root,
                 dataset_dir=data,
                 synthetic_dir=data,

@@ -9,35 +9,53 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """
-Shared pieces of the bundles in ``bundles/``: one :py:class:`Experiment` per bundle holds the data set, the label-mode
-switch, transform chains, loss, inferers and metrics, so that the bundle configs only name data facts.
+Shared pieces of the bundles in ``bundles/``: the data facts of each layout (:py:class:`QubiqData`,
+:py:class:`CTData`: data set, folds, synthetic generation), the label-mode table (:py:data:`LABEL_RECIPES`, reached
+by :py:func:`label_targets`), and small helpers of the configs. Transforms, losses, metrics and handlers are
+components of the configs themselves.
 """
 
 from __future__ import annotations
 
-from .experiment import CTExperiment, Experiment, LabelMode, QubiqExperiment, case_id
-from .utils import (
-    PackedKDLoss,
-    as_bool,
-    check_fold,
-    check_option,
-    inference_data,
-    report_metrics,
-    require_checkpoint,
-    resume_from,
+from .ct import CTData
+from .data import BundleData, positive_int
+from .outputs import case_formatter, case_id, image_meta, report_metrics
+from .qubiq import QUBIQ_TASKS, QubiqData
+from .recipes import (
+    LABEL_RECIPES,
+    LabelMode,
+    LabelRecipe,
+    LabelTargetsd,
+    PrepareBatchTeacher,
+    RandLabelTargetsd,
+    check_recipe,
+    label_recipe,
+    label_targets,
 )
+from .utils import as_bool, check_fold, check_option, inference_data, require_checkpoint, resume_from
 
 __all__ = [
-    "CTExperiment",
-    "Experiment",
+    "LABEL_RECIPES",
+    "QUBIQ_TASKS",
+    "BundleData",
+    "CTData",
     "LabelMode",
-    "PackedKDLoss",
+    "LabelRecipe",
+    "LabelTargetsd",
+    "PrepareBatchTeacher",
+    "QubiqData",
+    "RandLabelTargetsd",
     "as_bool",
-    "QubiqExperiment",
+    "case_formatter",
     "case_id",
     "check_fold",
     "check_option",
+    "check_recipe",
+    "image_meta",
     "inference_data",
+    "label_recipe",
+    "label_targets",
+    "positive_int",
     "report_metrics",
     "require_checkpoint",
     "resume_from",

@@ -19,19 +19,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-from torch.nn.modules.loss import _Loss
-
 from monai_dml.data.utils import is_nifti
-from monai_dml.losses import KDLoss
+from monai_dml.utils import as_bool as read_bool, look_up_option
 
 __all__ = [
-    "PackedKDLoss",
     "as_bool",
     "check_fold",
     "check_option",
     "inference_data",
-    "report_metrics",
     "require_checkpoint",
     "resume_from",
 ]
@@ -39,35 +34,31 @@ __all__ = [
 
 def check_option(value: Any, options: Sequence[str], key: str) -> str:
     """
-    Return ``value`` lower-cased when it is one of ``options``.
+    Return ``value`` lower-cased when it is one of ``options`` (any case): :py:func:`monai_dml.utils.look_up_option`
+    with the error naming the config key.
 
     Raises:
-        ValueError: naming the config ``key``, the value and the options.
+        ValueError: naming the config ``key``, the value, the options and the closest option.
     """
-    text = str(value).lower()
-    if text not in options:
-        raise ValueError(f"config key {key!r}: {value!r} is not one of {list(options)}.")
-    return text
+    try:
+        return str(look_up_option(value, [str(o).lower() for o in options], key))
+    except ValueError as e:
+        raise ValueError(f"config key {key!r}: {e}") from None
 
 
 def as_bool(value: Any, key: str) -> bool:
     """
-    A config switch as a bool. Command-line overrides arrive as text (``--resume true``), and ``bool("false")`` is
-    True, so the usual spellings are read: true/false, yes/no, on/off, 1/0 (any case).
+    A config switch as a bool (:py:func:`monai_dml.utils.as_bool`). Command-line overrides arrive as text
+    (``--resume true``), and ``bool("false")`` is True, so the usual spellings are read: true/false, yes/no, on/off,
+    1/0 (any case).
 
     Raises:
         ValueError: naming the config ``key`` for anything else.
     """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"config key {key!r} must be true or false, got {value!r}.")
+    try:
+        return read_bool(value, key)
+    except ValueError as e:
+        raise ValueError(f"config key {key!r}: {e}") from None
 
 
 def check_fold(fold: Any, num_folds: int) -> int:
@@ -143,58 +134,3 @@ def inference_data(input_path: str | os.PathLike, image_key: str = "image") -> l
         raise ValueError(f"config key 'input_dir': {path} is not a list of entries with an {image_key!r} key.")
     base = os.path.dirname(os.path.abspath(path))
     return [{**e, image_key: os.path.join(base, e[image_key])} for e in entries]
-
-
-class PackedKDLoss(_Loss):
-    """
-    :py:class:`monai_dml.losses.KDLoss` for engines that pass one target: ``target`` holds the label's one-hot map
-    and the teacher's probabilities stacked on the channel axis, ``(B, 2C, spatial...)`` (MONAI's ``ConcatItemsd``
-    on ``["label", "teacher"]``), and is split in half before the KD loss.
-
-    Example:
-        >>> import torch
-        >>> loss = PackedKDLoss(softmax=True)
-        >>> label = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 8, 8)), 3).permute(0, 3, 1, 2).float()
-        >>> teacher = torch.softmax(torch.randn(2, 3, 8, 8), dim=1)
-        >>> loss(torch.randn(2, 3, 8, 8), torch.cat([label, teacher], dim=1)).ndim
-        0
-    """
-
-    def __init__(self, **kd_kwargs: Any) -> None:
-        """
-        Args:
-            kd_kwargs: arguments of :py:class:`monai_dml.losses.KDLoss`.
-        """
-        super().__init__()
-        self.kd = KDLoss(**kd_kwargs)
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            input: logits ``(B, C, spatial...)``.
-            target: ``(B, 2C, spatial...)``: label probabilities then teacher probabilities.
-
-        Raises:
-            ValueError: when ``target`` does not have twice the channels of ``input``.
-        """
-        channels = input.shape[1]
-        if target.dim() != input.dim() or target.shape[1] != 2 * channels:
-            raise ValueError(
-                f"target must stack the label and the teacher: (B, {2 * channels}, ...) for input "
-                f"{tuple(input.shape)}, got {tuple(target.shape)}."
-            )
-        return self.kd(input, target[:, :channels], target[:, channels:])
-
-
-def report_metrics(engine: Any, title: str = "metrics") -> dict[str, float]:
-    """
-    Print an engine's final metrics as ``name: value`` lines (the last step of ``evaluate.json``) and return them.
-    Under DDP only rank 0 prints.
-    """
-    metrics = {k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, int | float)}
-    dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if not dist or torch.distributed.get_rank() == 0:
-        print(f"{title}:")
-        for name, value in sorted(metrics.items()):
-            print(f"  {name}: {value:.4f}")
-    return metrics

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -95,11 +96,18 @@ class KDLoss(_Loss):
             reduction=self.label_loss.ce_reduction, weight=self.label_loss.dml.class_weight, **teacher_kwargs
         )
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input: torch.Tensor,
+        target: torch.Tensor | Sequence[torch.Tensor],
+        teacher: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """
         Args:
             input: student logits, shape ``(B, C, spatial...)``.
-            target: the label, as :py:class:`monai_dml.losses.DMLCELoss` takes it (probabilities or integer map).
+            target: the label, as :py:class:`monai_dml.losses.DMLCELoss` takes it (probabilities or integer map);
+                or the pair ``(label, teacher)`` when ``teacher`` is None, for engines that pass one target (a
+                MONAI trainer with :py:class:`monai_dml.bundle.PrepareBatchTeacher`).
             teacher: the teacher's probabilities ``(B, C, spatial...)`` (``(B, 1, ...)`` foreground probability for a
                 single-channel student), summing to 1 over channels.
 
@@ -108,7 +116,13 @@ class KDLoss(_Loss):
 
         Raises:
             ValueError: when ``teacher`` has another shape than ``input`` or is not a probability map.
+            TypeError: when ``teacher`` is None and ``target`` is not a ``(label, teacher)`` pair.
         """
+        if teacher is None:
+            if isinstance(target, torch.Tensor) or not isinstance(target, Sequence) or len(target) != 2:
+                raise TypeError("teacher is None: target must be the pair (label, teacher) of tensors.")
+            target, teacher = target
+        assert isinstance(target, torch.Tensor)
         if teacher.shape != input.shape:
             raise ValueError(
                 f"teacher must have the shape of the student's input, got teacher {tuple(teacher.shape)} and input "

@@ -20,10 +20,8 @@ import re
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from monai_dml.bundle import (
-    PackedKDLoss,
     as_bool,
     check_fold,
     check_option,
@@ -32,7 +30,6 @@ from monai_dml.bundle import (
     require_checkpoint,
     resume_from,
 )
-from monai_dml.losses import KDLoss
 
 
 def _touch(path: pathlib.Path) -> str:
@@ -232,46 +229,6 @@ def test_inference_data_rejects_a_json_without_image_entries(tmp_path, content):
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=re.escape("'input_dir'")):
         inference_data(path)
-
-
-# -- PackedKDLoss ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_packed_kd_loss_is_kd_loss_on_the_two_halves(temperature):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, 6, 6, generator=g)
-    onehot = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 6, 6), generator=g), 3).permute(0, 3, 1, 2).float()
-    teacher = torch.softmax(torch.randn(2, 3, 6, 6, generator=g), dim=1)
-    packed = PackedKDLoss(softmax=True, temperature=temperature)(x, torch.cat([onehot, teacher], dim=1))
-    expected = KDLoss(softmax=True, temperature=temperature)(x, onehot, teacher)
-    assert packed.ndim == 0
-    torch.testing.assert_close(packed, expected)
-
-
-def test_packed_kd_loss_binary():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 1, 5, 5, 4, generator=g)
-    label = (torch.rand(2, 1, 5, 5, 4, generator=g) > 0.5).float()
-    teacher = torch.rand(2, 1, 5, 5, 4, generator=g)
-    packed = PackedKDLoss(sigmoid=True)(x, torch.cat([label, teacher], dim=1))
-    torch.testing.assert_close(packed, KDLoss(sigmoid=True)(x, label, teacher))
-
-
-def test_packed_kd_loss_teacher_half_is_not_swapped():
-    """The label comes first: with a zero label weight only the second half (the teacher) matters."""
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(1, 2, 4, 4, generator=g)
-    first = torch.softmax(torch.randn(1, 2, 4, 4, generator=g), dim=1)
-    second = torch.softmax(torch.randn(1, 2, 4, 4, generator=g), dim=1)
-    loss = PackedKDLoss(softmax=True, label_weight=0.0, teacher_weight=1.0)
-    other = torch.softmax(torch.randn(1, 2, 4, 4, generator=g), dim=1)
-    torch.testing.assert_close(loss(x, torch.cat([first, second], 1)), loss(x, torch.cat([other, second], 1)))
-
-
-@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (2, 5, 6, 6), (2, 6, 6), (2, 6, 6, 6, 1)])
-def test_packed_kd_loss_rejects_a_target_without_both_halves(shape):
-    x = torch.randn(2, 3, 6, 6)
-    with pytest.raises(ValueError, match="stack the label and the teacher"):
-        PackedKDLoss(softmax=True)(x, torch.rand(*shape))
 
 
 # -- report_metrics ----------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import json
 import os
 
 import pytest
+import torch
 from monai.bundle import ConfigParser, verify_metadata
 from monai.bundle.properties import InferProperties, TrainProperties
 from monai.utils import BundleProperty, BundlePropertyConfig
@@ -94,3 +95,47 @@ def test_lits_and_kits_differ_only_in_data_facts():
         lits, kits = json.load(f), json.load(g)
     differing = sorted(k for k in set(lits) | set(kits) if lits.get(k) != kits.get(k))
     assert differing == ["hu_window", "layout", "synthetic_dir"]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_train_config_names_its_loss_and_preprocessing_as_components(bundle):
+    """The recipe is visible: the loss and every preprocessing step are ``_target_`` components, not helper calls."""
+    with open(configs(bundle, "train")[0]) as f:
+        config = json.load(f)
+    assert config["loss"]["_target_"] == "monai_dml.losses.DMLCELoss"
+    assert {"variant", "phi", "smooth_nr", "smooth_dr", "lambda_ce", "lambda_dml"} <= set(config["loss"])
+    steps = config["train"]["deterministic_transforms"] + [config["train"]["targets"]]
+    assert all(isinstance(s, dict) and "_target_" in s for s in steps)
+    assert "experiment" not in json.dumps(config)
+
+
+def test_command_line_overrides_reach_the_loss_and_a_transform():
+    """What ``monai bundle run --loss#lambda_dml 0.5 --train#targets#ls_epsilon 0.2 ...`` sets (same parser path)."""
+    parser = ConfigParser()
+    parser.read_config(configs("qubiq_2d", "train"))
+    parser.update(
+        {
+            "loss#lambda_dml": 0.5,
+            "loss#lambda_ce": 0.5,
+            "label_mode": "ls",
+            "train#targets#ls_epsilon": 0.2,
+            "train#deterministic_transforms#5#mode": "bicubic",
+        }
+    )
+    loss = parser.get_parsed_content("loss")
+    assert (loss.lambda_dml, loss.lambda_ce) == (0.5, 0.5)
+    targets = parser.get_parsed_content("train#targets")
+    # majority vote 1 of a binary label smoothed with epsilon 0.2 over two classes: 1 - 0.2 + 0.2 / 2
+    smoothed = targets({"label": torch.ones(1, 2, 2)})["label"]
+    assert torch.allclose(torch.as_tensor(smoothed), torch.full((1, 2, 2), 0.9))
+    resize = parser.get_parsed_content("train#deterministic_transforms")[5]
+    assert resize.mode == ("bicubic",)
+
+
+@pytest.mark.parametrize("value, disabled", [("yes", False), ("True", False), ("no", True), ("false", True)])
+def test_progress_switch_reads_the_usual_spellings(value, disabled):
+    parser = ConfigParser()
+    parser.read_config(configs("qubiq_2d", "train"))
+    parser["progress"] = value
+    handlers = parser.get_parsed_content("train#handlers", instantiate=True)
+    assert any(type(h).__name__ == "ProgressBar" for h in handlers) is not disabled

@@ -45,9 +45,9 @@ def _overrides(bundle: str) -> dict:
     return {**TINY[bundle], **TINY_NETWORK.get(bundle, {})}
 
 
-def _train(bundle: str, root: str, data: str, **overrides) -> None:
+def _train(bundle: str, root: str, data: str, names: tuple[str, ...] = ("train",), **overrides) -> None:
     wf = workflow(
-        bundle, ["train"], bundle_root=root, dataset_dir=data, **{"epochs": 1, **_overrides(bundle), **overrides}
+        bundle, list(names), bundle_root=root, dataset_dir=data, **{"epochs": 1, **_overrides(bundle), **overrides}
     )
     wf.initialize()
     wf.run()
@@ -115,7 +115,7 @@ def test_train_evaluate_infer_from_the_command_line(tmp_path, datasets, bundle):
 
 @pytest.mark.parametrize("bundle", sorted(LAYOUTS))
 def test_label_smoothing_trains(tmp_path, datasets, bundle):
-    _train(bundle, str(tmp_path), datasets[LAYOUTS[bundle]], label_mode="ls", epsilon="auto")
+    _train(bundle, str(tmp_path), datasets[LAYOUTS[bundle]], label_mode="ls", epsilon="@epsilon_auto")
     state = torch.load(os.path.join(tmp_path, "models", "checkpoint_last.pt"), weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
@@ -130,7 +130,7 @@ def test_distillation_from_a_saved_teacher(tmp_path, datasets, bundle):
     _infer(bundle, teacher_root, data, input_dir=str(listing), output_dir=str(tmp_path / "probs"))
     assert len(glob.glob(str(tmp_path / "probs" / "*_prob.nii.gz"))) == 10
     student_root = str(tmp_path / "student")
-    _train(bundle, student_root, data, label_mode="kd", teacher_dir=str(tmp_path / "probs"))
+    _train(bundle, student_root, data, ("train", "kd"), teacher_dir=str(tmp_path / "probs"))
     assert os.path.isfile(os.path.join(student_root, "models", "checkpoint_last.pt"))
 
 
@@ -145,7 +145,7 @@ def test_kits21_annotators_fused_into_soft_labels(tmp_path, datasets):
         ("lits_2d", {"label_mode": "uniform"}, "'label_mode'"),  # a QUBIQ mode
         ("kits_2d", {"label_mode": "raters"}, "'label_mode'"),  # 3D KiTS21/23 only
         ("lits_3d", {"fold": -1}, "'fold'"),
-        ("lits_2d", {"label_mode": "kd"}, "'teacher_dir'"),
+        ("lits_2d", {"label_mode": "kd"}, "'loss'"),  # kd without configs/kd.json
         ("kits_3d", {"layout": "kits99"}, "'layout'"),
     ],
 )
@@ -157,7 +157,11 @@ def test_bad_keys_are_named(tmp_path, datasets, bundle, override, key):
 
 
 def test_missing_teacher_file_is_named(tmp_path, datasets):
-    wf = workflow("lits_2d", ["train"], bundle_root=str(tmp_path), dataset_dir=datasets["lits"], label_mode="kd")
+    wf = workflow("lits_2d", ["train", "kd"], bundle_root=str(tmp_path), dataset_dir=datasets["lits"])
+    with pytest.raises(Exception) as info:
+        wf.initialize()  # no teacher_dir at all
+    assert "'teacher_dir'" in error_chain(info.value)
+    wf = workflow("lits_2d", ["train", "kd"], bundle_root=str(tmp_path), dataset_dir=datasets["lits"])
     wf.parser["teacher_dir"] = str(tmp_path)
     with pytest.raises(Exception) as info:
         wf.initialize()

@@ -98,8 +98,24 @@ def test_every_label_mode_trains(tmp_path, data_dir, label_mode):
 
 
 def test_epsilon_heuristic_and_variants(tmp_path, data_dir):
-    _train(str(tmp_path), data_dir, epsilon="auto", variant="dml2", phi="BI")
-    assert os.path.isfile(os.path.join(tmp_path, "models", "checkpoint_last.pt"))
+    """``--epsilon @epsilon_auto`` puts the Tilborghs et al. heuristic, E[sum y] of the training targets, in loss."""
+    wf = workflow(BUNDLE, ["train"], bundle_root=str(tmp_path), dataset_dir=data_dir, epochs=1, **TINY[BUNDLE])
+    for key, value in {"epsilon": "@epsilon_auto", "variant": "dml2", "phi": "BI", "label_mode": "majority"}.items():
+        wf.parser[key] = value
+    wf.initialize()
+    loss = wf.parser.get_parsed_content("loss")
+    assert loss.dml.variant == "dml2" and loss.dml.phi == "BI"
+    # independently: the mean foreground area of the majority votes of the training cases at the trained size
+    areas = []
+    for entry in wf.parser.get_parsed_content("data").train_data():
+        votes = np.stack([nib.load(f).get_fdata().squeeze() > 0 for f in entry["raters"]])
+        majority = (votes.mean(0) > 0.5).astype(np.float32)  # the QUBIQ rule: more than half the raters
+        size = TINY[BUNDLE]["image_size"]
+        resized = torch.nn.functional.interpolate(torch.from_numpy(majority)[None, None], (size, size), mode="nearest")
+        areas.append(float(resized.sum()))
+    np.testing.assert_allclose(float(loss.dml.smooth_nr), np.mean(areas), rtol=1e-5)
+    wf.run()
+    assert _epochs(os.path.join(tmp_path, "models", "checkpoint_last.pt")) == 1
 
 
 def test_resume_continues_with_the_saved_optimizer_state(tmp_path, data_dir):
@@ -139,7 +155,7 @@ def test_resume_without_a_checkpoint_names_the_key(tmp_path, data_dir):
         ({"label_mode": "soft"}, "'label_mode'"),
         ({"fold": 5}, "'fold'"),
         ({"qubiq_dataset": "liver"}, "'qubiq_dataset'"),
-        ({"variant": "dml3"}, "'variant'"),
+        ({"variant": "dml3"}, "variant='dml3'"),  # named by the loss component itself
     ],
 )
 def test_bad_keys_are_named(tmp_path, data_dir, override, key):
@@ -164,8 +180,8 @@ def test_default_dataset_is_generated_on_first_run(tmp_path):
     root = str(tmp_path)
     wf = workflow(BUNDLE, ["train"], bundle_root=root, epochs=1, **TINY[BUNDLE])
     wf.parser["synthetic_cases"] = 5
-    wf.parser["experiment#synthetic_cases"] = 5
-    wf.parser["experiment#synthetic_size"] = 32
+    wf.parser["data#synthetic_cases"] = 5
+    wf.parser["data#synthetic_size"] = 32
     wf.initialize()
     assert os.path.isdir(os.path.join(root, "data", "synthetic_qubiq", "kidney", "Training", "case05"))
     assert not [f for f in os.listdir(os.path.join(root, "data")) if "partial" in f]
