@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from .fusion import (
     FusionMethod,
+    RandRaterFusion,
+    RandRaterFusionD,
+    RandRaterFusiond,
+    RandRaterFusionDict,
     RaterFusion,
     RaterFusionD,
     RaterFusiond,
@@ -41,6 +45,10 @@ __all__ = [
     "LoadRatersD",
     "LoadRatersDict",
     "LoadRatersd",
+    "RandRaterFusion",
+    "RandRaterFusionD",
+    "RandRaterFusionDict",
+    "RandRaterFusiond",
     "RaterFusion",
     "RaterFusionD",
     "RaterFusionDict",

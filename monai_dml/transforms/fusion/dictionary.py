@@ -21,18 +21,31 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 from monai.utils import convert_to_tensor
 
-from monai_dml.transforms.fusion.array import FusionMethod, RaterFusion
+from monai_dml.transforms.fusion.array import FusionMethod, RandRaterFusion, RaterFusion, _is_random_method
+from monai_dml.transforms.fusion.staple import StapleResult
 
-__all__ = ["RaterFusionD", "RaterFusionDict", "RaterFusiond"]
+__all__ = [
+    "RandRaterFusionD",
+    "RandRaterFusionDict",
+    "RandRaterFusiond",
+    "RaterFusionD",
+    "RaterFusionDict",
+    "RaterFusiond",
+]
 
 
-class RaterFusiond(Randomizable, MapTransform):
+class RaterFusiond(MapTransform):
     """
     Dictionary-based wrapper of :py:class:`monai_dml.transforms.RaterFusion`.
 
     Like MONAI's ``VoteEnsembled``: one key holds the stacked raters ``(R, spatial...)``, or several keys hold one
     rater each (``(1, spatial...)`` or ``(spatial...)``), stacked in the order given; the result goes to
     ``output_key`` (defaults to the single key, replacing the stack).
+
+    Every method but ``"random"`` is deterministic, so this class is not ``Randomizable`` and MONAI's
+    ``CacheDataset`` caches the fused target with the rest of the chain before it. ``RaterFusiond(method="random")``
+    (as in a bundle config) returns a :py:class:`monai_dml.transforms.RandRaterFusiond`, a ``Randomizable``
+    subclass that ``CacheDataset`` reruns every epoch.
 
     Example:
         >>> import torch
@@ -43,6 +56,18 @@ class RaterFusiond(Randomizable, MapTransform):
     """
 
     backend = RaterFusion.backend
+
+    def __new__(
+        cls,
+        keys: KeysCollection | None = None,
+        output_key: str | None = None,
+        method: FusionMethod | str = FusionMethod.UNIFORM,
+        *args: Any,
+        **kwargs: Any,
+    ) -> RaterFusiond:
+        if cls is RaterFusiond and _is_random_method(method):
+            cls = RandRaterFusiond
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -59,7 +84,8 @@ class RaterFusiond(Randomizable, MapTransform):
         Args:
             keys: one key holding the rater stack, or one key per rater.
             output_key: where the fused target goes; required with several keys. Defaults to the single key.
-            method: see :py:class:`monai_dml.transforms.RaterFusion`.
+            method: see :py:class:`monai_dml.transforms.RaterFusion`; ``"random"`` makes the instance a
+                :py:class:`monai_dml.transforms.RandRaterFusiond`.
             num_classes: see :py:class:`monai_dml.transforms.RaterFusion`.
             weights: see :py:class:`monai_dml.transforms.RaterFusion`.
             rater_dim: the rater axis of a single stacked key. Defaults to 0.
@@ -81,15 +107,6 @@ class RaterFusiond(Randomizable, MapTransform):
         self.fusion = RaterFusion(method=method, num_classes=num_classes, weights=weights, rater_dim=rater_dim)
         self.save_staple_stats = save_staple_stats
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RaterFusiond:
-        super().set_random_state(seed, state)
-        self.fusion.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any | None = None) -> None:
-        if data is not None:
-            self.fusion.randomize(int(data))
-
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         present = list(self.key_iterator(d))
@@ -99,11 +116,14 @@ class RaterFusiond(Randomizable, MapTransform):
             stack = d[present[0]]
         else:
             stack = self._stack([d[k] for k in present])
-        d[self.output_key] = self.fusion(stack)
-        if self.save_staple_stats and self.fusion.method == FusionMethod.STAPLE:
-            d[f"{self.output_key}_sensitivity"] = self.fusion.staple_sensitivity
-            d[f"{self.output_key}_specificity"] = self.fusion.staple_specificity
+        d[self.output_key], staple = self._fuse(stack)
+        if self.save_staple_stats and staple is not None:
+            d[f"{self.output_key}_sensitivity"] = staple.sensitivity
+            d[f"{self.output_key}_specificity"] = staple.specificity
         return d
+
+    def _fuse(self, stack: NdarrayOrTensor) -> tuple[NdarrayOrTensor, StapleResult | None]:
+        return self.fusion.fuse(stack)
 
     def _stack(self, items: list[NdarrayOrTensor]) -> NdarrayOrTensor:
         tensors = [convert_to_tensor(x, track_meta=False) for x in items]
@@ -118,4 +138,66 @@ class RaterFusiond(Randomizable, MapTransform):
         return stacked
 
 
+class RandRaterFusiond(Randomizable, RaterFusiond):
+    """
+    Dictionary-based wrapper of :py:class:`monai_dml.transforms.RandRaterFusion`: one rater drawn per call
+    (``method="random"``), with the keys and ``output_key`` of :py:class:`monai_dml.transforms.RaterFusiond`.
+    ``RaterFusiond(method="random")`` returns an instance of this class.
+
+    Example:
+        >>> import torch
+        >>> raters = torch.tensor([[1, 1, 0], [0, 0, 1]]).reshape(2, 1, 3).float()
+        >>> t = RandRaterFusiond(keys="raters", output_key="label").set_random_state(0)
+        >>> t({"raters": raters})["label"].tolist() in (raters[0].tolist(), raters[1].tolist())
+        True
+    """
+
+    fusion: RandRaterFusion
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_key: str | None = None,
+        method: FusionMethod | str = FusionMethod.RANDOM,
+        num_classes: int | None = None,
+        weights: Sequence[float] | None = None,
+        rater_dim: int = 0,
+        save_staple_stats: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        """
+        Args:
+            keys: one key holding the rater stack, or one key per rater.
+            output_key: where the drawn rater goes; required with several keys. Defaults to the single key.
+            method: must be ``"random"`` (the parameter keeps the signature of
+                :py:class:`monai_dml.transforms.RaterFusiond`). Defaults to ``"random"``.
+            num_classes: see :py:class:`monai_dml.transforms.RaterFusion`.
+            weights: must be None (weights apply to ``"weighted"`` only).
+            rater_dim: the rater axis of a single stacked key. Defaults to 0.
+            save_staple_stats: no effect (there are no STAPLE statistics); kept for the shared signature.
+            allow_missing_keys: don't raise if a key is missing.
+
+        Raises:
+            ValueError: for a ``method`` other than ``"random"``, and any argument RaterFusiond rejects.
+        """
+        if not _is_random_method(method):
+            raise ValueError(f"RandRaterFusiond fuses with method='random' only, got {method!r}; use RaterFusiond.")
+        super().__init__(
+            keys, output_key, method, num_classes, weights, rater_dim, save_staple_stats, allow_missing_keys
+        )
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandRaterFusiond:
+        super().set_random_state(seed, state)
+        self.fusion.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: int) -> None:
+        """Draw the rater index among ``data`` raters."""
+        self.fusion.randomize(data)
+
+    def _fuse(self, stack: NdarrayOrTensor) -> tuple[NdarrayOrTensor, StapleResult | None]:
+        return self.fusion(stack), None
+
+
 RaterFusionD = RaterFusionDict = RaterFusiond
+RandRaterFusionD = RandRaterFusionDict = RandRaterFusiond
