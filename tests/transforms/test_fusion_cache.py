@@ -101,10 +101,13 @@ class TestDispatch(unittest.TestCase):
         self.assertFalse(hasattr(RaterFusion("majority"), "set_random_state"))
 
     def test_rand_class_rejects_other_methods(self):
-        with self.assertRaisesRegex(ValueError, "method='random' only"):
+        with self.assertRaisesRegex(ValueError, "RandRaterFusion cannot fuse with method='uniform'"):
             RandRaterFusion("uniform")
-        with self.assertRaisesRegex(ValueError, "method='random' only"):
+        with self.assertRaisesRegex(ValueError, "RandRaterFusion cannot fuse with method='majority'"):
             RandRaterFusiond("r", method="majority")
+        self.assertEqual(RandRaterFusion(num_classes=3).method, "random")
+        self.assertEqual(RandRaterFusiond("r").fusion.method, "random")
+        self.assertEqual(RaterFusiond("r").fusion.method, "uniform")
         with self.assertRaisesRegex(ValueError, "Unsupported option"):
             RaterFusiond("r", method="bogus")
 
@@ -112,8 +115,13 @@ class TestDispatch(unittest.TestCase):
         class Plain(RaterFusion):
             pass
 
-        with self.assertRaisesRegex(ValueError, "needs a Randomizable transform"):
+        class Plaind(RaterFusiond):
+            pass
+
+        with self.assertRaisesRegex(ValueError, "Plain cannot fuse with method='random'"):
             Plain("random")
+        with self.assertRaisesRegex(ValueError, "Plaind is not Randomizable"):
+            Plaind("r", method="random")
 
     def test_fuse_returns_staple_result_without_storing_it(self):
         t = RaterFusion("staple")

@@ -158,9 +158,9 @@ def rater_dice_to_majority(raters: NdarrayOrTensor, num_classes: int | None = No
     return _rater_dice(onehot, majority_vote(onehot))
 
 
-def _is_random_method(method: FusionMethod | str) -> bool:
+def _is_random_method(method: FusionMethod | str | None) -> bool:
     """Whether ``method`` draws a rater per call (``"random"``); raises ValueError for an unknown method."""
-    return look_up_option(method, FusionMethod) == FusionMethod.RANDOM
+    return method is not None and look_up_option(method, FusionMethod) == FusionMethod.RANDOM
 
 
 class RaterFusion(Transform):
@@ -193,23 +193,25 @@ class RaterFusion(Transform):
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    default_method = FusionMethod.UNIFORM
 
-    def __new__(cls, method: FusionMethod | str = FusionMethod.UNIFORM, *args: Any, **kwargs: Any) -> RaterFusion:
+    def __new__(cls, method: FusionMethod | str | None = None, *args: Any, **kwargs: Any) -> RaterFusion:
         if cls is RaterFusion and _is_random_method(method):
             cls = RandRaterFusion
         return super().__new__(cls)
 
     def __init__(
         self,
-        method: FusionMethod | str = FusionMethod.UNIFORM,
+        method: FusionMethod | str | None = None,
         num_classes: int | None = None,
         weights: Sequence[float] | None = None,
         rater_dim: int = 0,
     ) -> None:
         """
         Args:
-            method: {``"majority"``, ``"random"``, ``"uniform"``, ``"weighted"``, ``"staple"``}. Defaults to
-                ``"uniform"``. ``"random"`` makes the instance a :py:class:`monai_dml.transforms.RandRaterFusion`.
+            method: {``"majority"``, ``"random"``, ``"uniform"``, ``"weighted"``, ``"staple"``}. Defaults to None:
+                the class's ``default_method``, ``"uniform"`` (``"random"`` for
+                :py:class:`monai_dml.transforms.RandRaterFusion`, which ``"random"`` makes the instance).
             num_classes: None for binary masks (output one foreground channel); the number of classes for integer
                 label maps (output one channel per class, background included).
             weights: one non-negative weight per rater for ``"weighted"``; when None, ``"weighted"`` uses each
@@ -218,11 +220,15 @@ class RaterFusion(Transform):
 
         Raises:
             ValueError: for an unknown ``method``, ``weights`` with another method, negative, non-finite or all-zero
-                ``weights``, ``num_classes < 2``, or ``"random"`` on a subclass that is not ``Randomizable``.
+                ``weights``, ``num_classes < 2``, ``"random"`` on a class that is not ``Randomizable`` or another
+                method on one that is (RandRaterFusion).
         """
-        self.method = look_up_option(method, FusionMethod)
-        if self.method == FusionMethod.RANDOM and not isinstance(self, Randomizable):
-            raise ValueError(f"method='random' needs a Randomizable transform such as RandRaterFusion, not {self}.")
+        self.method = look_up_option(self.default_method if method is None else method, FusionMethod)
+        if (self.method == FusionMethod.RANDOM) != isinstance(self, Randomizable):
+            raise ValueError(
+                f"{type(self).__name__} cannot fuse with method={self.method.value!r}: 'random' needs a Randomizable "
+                "transform (RandRaterFusion), the other methods a deterministic one (RaterFusion)."
+            )
         if num_classes is not None and num_classes < 2:
             raise ValueError(f"num_classes must be at least 2 (None for binary masks), got {num_classes}.")
         self.num_classes = num_classes
@@ -321,7 +327,8 @@ class RandRaterFusion(Randomizable, RaterFusion):
     "Random" baseline). ``Randomizable``: ``set_random_state(seed)`` makes the draws reproducible, and MONAI's
     ``CacheDataset`` caches the chain up to this transform and reruns it every epoch.
 
-    ``RaterFusion(method="random")`` returns an instance of this class.
+    ``RaterFusion(method="random")`` returns an instance of this class. The arguments are RaterFusion's, with
+    ``method`` defaulting to ``"random"`` (the only one accepted) and no ``weights``.
 
     Example:
         >>> import torch
@@ -331,28 +338,8 @@ class RandRaterFusion(Randomizable, RaterFusion):
         [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
     """
 
-    def __init__(
-        self,
-        method: FusionMethod | str = FusionMethod.RANDOM,
-        num_classes: int | None = None,
-        weights: Sequence[float] | None = None,
-        rater_dim: int = 0,
-    ) -> None:
-        """
-        Args:
-            method: must be ``"random"`` (the parameter keeps the signature of
-                :py:class:`monai_dml.transforms.RaterFusion`). Defaults to ``"random"``.
-            num_classes: see :py:class:`monai_dml.transforms.RaterFusion`.
-            weights: must be None (weights apply to ``"weighted"`` only).
-            rater_dim: see :py:class:`monai_dml.transforms.RaterFusion`.
-
-        Raises:
-            ValueError: for a ``method`` other than ``"random"``, and any argument RaterFusion rejects.
-        """
-        if not _is_random_method(method):
-            raise ValueError(f"RandRaterFusion fuses with method='random' only, got {method!r}; use RaterFusion.")
-        super().__init__(method, num_classes, weights, rater_dim)
-        self._rater = -1  # none drawn yet
+    default_method = FusionMethod.RANDOM
+    _rater = -1  # the last draw; -1: none yet
 
     def randomize(self, data: int) -> None:
         """Draw the rater index among ``data`` raters."""

@@ -61,7 +61,7 @@ class RaterFusiond(MapTransform):
         cls,
         keys: KeysCollection | None = None,
         output_key: str | None = None,
-        method: FusionMethod | str = FusionMethod.UNIFORM,
+        method: FusionMethod | str | None = None,
         *args: Any,
         **kwargs: Any,
     ) -> RaterFusiond:
@@ -73,7 +73,7 @@ class RaterFusiond(MapTransform):
         self,
         keys: KeysCollection,
         output_key: str | None = None,
-        method: FusionMethod | str = FusionMethod.UNIFORM,
+        method: FusionMethod | str | None = None,
         num_classes: int | None = None,
         weights: Sequence[float] | None = None,
         rater_dim: int = 0,
@@ -85,7 +85,8 @@ class RaterFusiond(MapTransform):
             keys: one key holding the rater stack, or one key per rater.
             output_key: where the fused target goes; required with several keys. Defaults to the single key.
             method: see :py:class:`monai_dml.transforms.RaterFusion`; ``"random"`` makes the instance a
-                :py:class:`monai_dml.transforms.RandRaterFusiond`.
+                :py:class:`monai_dml.transforms.RandRaterFusiond`. Defaults to None: ``"uniform"`` (``"random"``
+                for RandRaterFusiond).
             num_classes: see :py:class:`monai_dml.transforms.RaterFusion`.
             weights: see :py:class:`monai_dml.transforms.RaterFusion`.
             rater_dim: the rater axis of a single stacked key. Defaults to 0.
@@ -94,7 +95,8 @@ class RaterFusiond(MapTransform):
             allow_missing_keys: don't raise if a key is missing.
 
         Raises:
-            ValueError: with several keys and no ``output_key``, or any argument RaterFusion rejects.
+            ValueError: with several keys and no ``output_key``, or any argument RaterFusion (RandRaterFusion for
+                RandRaterFusiond) rejects.
         """
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) > 1 and output_key is None:
@@ -104,7 +106,10 @@ class RaterFusiond(MapTransform):
                 f"rater_dim applies to a single stacked key; with several keys it must be 0, got {rater_dim}."
             )
         self.output_key = output_key if output_key is not None else self.keys[0]
-        self.fusion = RaterFusion(method=method, num_classes=num_classes, weights=weights, rater_dim=rater_dim)
+        fusion = RandRaterFusion if isinstance(self, Randomizable) else RaterFusion
+        self.fusion = fusion(method=method, num_classes=num_classes, weights=weights, rater_dim=rater_dim)
+        if isinstance(self.fusion, Randomizable) != isinstance(self, Randomizable):
+            raise ValueError(f"{type(self).__name__} is not Randomizable and cannot fuse with method='random'.")
         self.save_staple_stats = save_staple_stats
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -142,7 +147,8 @@ class RandRaterFusiond(Randomizable, RaterFusiond):
     """
     Dictionary-based wrapper of :py:class:`monai_dml.transforms.RandRaterFusion`: one rater drawn per call
     (``method="random"``), with the keys and ``output_key`` of :py:class:`monai_dml.transforms.RaterFusiond`.
-    ``RaterFusiond(method="random")`` returns an instance of this class.
+    ``RaterFusiond(method="random")`` returns an instance of this class. The arguments are RaterFusiond's, with
+    ``method`` defaulting to ``"random"`` (the only one accepted); ``save_staple_stats`` has no effect.
 
     Example:
         >>> import torch
@@ -153,38 +159,6 @@ class RandRaterFusiond(Randomizable, RaterFusiond):
     """
 
     fusion: RandRaterFusion
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        output_key: str | None = None,
-        method: FusionMethod | str = FusionMethod.RANDOM,
-        num_classes: int | None = None,
-        weights: Sequence[float] | None = None,
-        rater_dim: int = 0,
-        save_staple_stats: bool = False,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        """
-        Args:
-            keys: one key holding the rater stack, or one key per rater.
-            output_key: where the drawn rater goes; required with several keys. Defaults to the single key.
-            method: must be ``"random"`` (the parameter keeps the signature of
-                :py:class:`monai_dml.transforms.RaterFusiond`). Defaults to ``"random"``.
-            num_classes: see :py:class:`monai_dml.transforms.RaterFusion`.
-            weights: must be None (weights apply to ``"weighted"`` only).
-            rater_dim: the rater axis of a single stacked key. Defaults to 0.
-            save_staple_stats: no effect (there are no STAPLE statistics); kept for the shared signature.
-            allow_missing_keys: don't raise if a key is missing.
-
-        Raises:
-            ValueError: for a ``method`` other than ``"random"``, and any argument RaterFusiond rejects.
-        """
-        if not _is_random_method(method):
-            raise ValueError(f"RandRaterFusiond fuses with method='random' only, got {method!r}; use RaterFusiond.")
-        super().__init__(
-            keys, output_key, method, num_classes, weights, rater_dim, save_staple_stats, allow_missing_keys
-        )
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandRaterFusiond:
         super().set_random_state(seed, state)
