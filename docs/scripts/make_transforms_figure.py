@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from monai_dml.transforms import LabelSmoothing, RaterFusion, rater_dice_to_majority
+from monai_dml.transforms import LabelSmoothing, RandRaterFusion, RaterFusion, rater_dice_to_majority
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -47,9 +47,11 @@ def make_case(size: int = 96, n_raters: int = 5, seed: int = 3) -> torch.Tensor:
 
 def main() -> None:
     raters = make_case()
-    fused = {
-        m: RaterFusion(m).set_random_state(0)(raters) for m in ("majority", "random", "uniform", "weighted", "staple")
-    }
+    fusions = {m: RaterFusion(m) for m in ("majority", "random", "uniform", "weighted", "staple")}
+    for fusion in fusions.values():
+        if isinstance(fusion, RandRaterFusion):
+            fusion.set_random_state(0)
+    fused = {m: fusion(raters) for m, fusion in fusions.items()}
     smoothed = {
         f"LS {m}": LabelSmoothing(method=m, epsilon=0.3 if m == "uniform" else 0.5)(fused["majority"])
         for m in ("uniform", "boundary", "svls")

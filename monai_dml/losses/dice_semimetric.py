@@ -138,9 +138,11 @@ class DMLoss(_Loss):
     """
     Dice semimetric loss (DML1/DML2), its Jaccard form (JML1/JML2) and the soft Dice loss, with a choice of the
     summation domain Phi and per-class smoothing epsilon. A drop-in for ``monai.losses.DiceLoss``: every argument of
-    DiceLoss has the same name, default and meaning, and on hard labels every variant gives DiceLoss's value and
-    gradient. On soft labels DML reaches its minimum 0 exactly at ``input == target``, where the soft Dice loss
-    (``variant="sdl"``, MONAI's ``soft_label=False``) pushes predictions to 0 or 1.
+    DiceLoss has the same name and meaning, and the same default except ``soft_label`` (None here, so that the
+    default loss is ``"dml1"``; DiceLoss's default False is the soft Dice loss ``"sdl"``). On hard labels every
+    variant gives DiceLoss's value and gradient, whatever ``soft_label``. On soft labels DML reaches its minimum 0
+    exactly at ``input == target``, where the soft Dice loss (``variant="sdl"``, MONAI's ``soft_label=False``)
+    pushes predictions to 0 or 1: ``DMLoss()`` matches ``DiceLoss(soft_label=True)`` there, not ``DiceLoss()``.
 
     .. math::
 
@@ -181,6 +183,8 @@ class DMLoss(_Loss):
         >>> y = torch.tensor([1.0, 0.5, 0.0, 0.0]).reshape(1, 1, 4)
         >>> round(loss(x, y).item(), 4)  # 0.5 / 3.3
         0.1515
+        >>> DMLoss().variant.value, DMLoss(soft_label=False).variant.value  # the default is not DiceLoss's "sdl"
+        ('dml1', 'sdl')
     """
 
     def __init__(
@@ -234,10 +238,12 @@ class DMLoss(_Loss):
             weight: class weights, a number or one value per class (after ``include_background``), no less than 0.
                 Ignored for a single-channel input, as in MONAI. Defaults to None.
             soft_label: MONAI's switch, accepted for drop-in use: True selects ``"dml1"`` (or keeps ``"dml2"``),
-                False selects ``"sdl"``. Defaults to None: decided by ``variant``.
+                False selects ``"sdl"``. Defaults to None: ``variant`` decides, and with both None the loss is
+                ``"dml1"``. This default differs from DiceLoss's ``soft_label=False`` (the soft Dice loss ``"sdl"``);
+                pass ``soft_label=False`` or ``variant="sdl"`` for DiceLoss's default loss on soft labels.
             ignore_index: label value whose voxels are excluded from the loss (MONAI's rule). Defaults to None.
-            variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}. Defaults to None: ``"dml1"``, the paper's recommendation
-                (``"sdl"`` with ``soft_label=False``).
+            variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}. Defaults to None: ``"dml1"``, the paper's recommendation,
+                or ``"sdl"`` with ``soft_label=False``.
             phi: summation domain {``"I"``, ``"BI"``, ``"CI"``, ``"BCI"``} (Tilborghs et al.). Defaults to None:
                 ``"BI"`` if ``batch`` else ``"I"``.
             alpha: false-positive weight of the Tversky form. Defaults to None: 0.5, or 1 with ``jaccard``.

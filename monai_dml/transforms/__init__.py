@@ -20,6 +20,10 @@ from monai_dml.utils import check_probability_map, estimate_epsilon_from_datalis
 
 from .fusion import (
     FusionMethod,
+    RandRaterFusion,
+    RandRaterFusionD,
+    RandRaterFusiond,
+    RandRaterFusionDict,
     RaterFusion,
     RaterFusionD,
     RaterFusiond,
@@ -74,6 +78,10 @@ __all__ = [
     "PlanarChannelsD",
     "PlanarChannelsDict",
     "PlanarChannelsd",
+    "RandRaterFusion",
+    "RandRaterFusionD",
+    "RandRaterFusionDict",
+    "RandRaterFusiond",
     "RaterFusion",
     "RaterFusionD",
     "RaterFusionDict",

@@ -64,8 +64,8 @@ def look_up_option(value: Any, supported: type[enum.Enum] | Sequence[str], name:
 
     Example:
         >>> from monai.utils import LossReduction
-        >>> look_up_option("Mean", LossReduction, "reduction")
-        <LossReduction.MEAN: 'mean'>
+        >>> look_up_option("Mean", LossReduction, "reduction") is LossReduction.MEAN
+        True
         >>> look_up_option("sagittal", ("axial", "coronal", "sagittal"), "plane")
         'sagittal'
     """

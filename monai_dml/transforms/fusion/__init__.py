@@ -11,12 +11,30 @@
 
 from __future__ import annotations
 
-from .array import FusionMethod, RaterFusion, majority_vote, rater_dice_to_majority, stack_to_probabilities
-from .dictionary import RaterFusionD, RaterFusiond, RaterFusionDict
+from .array import (
+    FusionMethod,
+    RandRaterFusion,
+    RaterFusion,
+    majority_vote,
+    rater_dice_to_majority,
+    stack_to_probabilities,
+)
+from .dictionary import (
+    RandRaterFusionD,
+    RandRaterFusiond,
+    RandRaterFusionDict,
+    RaterFusionD,
+    RaterFusiond,
+    RaterFusionDict,
+)
 from .staple import StapleResult, staple_binary, staple_multiclass
 
 __all__ = [
     "FusionMethod",
+    "RandRaterFusion",
+    "RandRaterFusionD",
+    "RandRaterFusionDict",
+    "RandRaterFusiond",
     "RaterFusion",
     "RaterFusionD",
     "RaterFusionDict",

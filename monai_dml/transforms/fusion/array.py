@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +25,17 @@ from monai.utils import StrEnum, TransformBackends, convert_to_dst_type, convert
 from monai_dml.metrics.dice import soft_dice_unchecked
 from monai_dml.utils import check_rater_stack, look_up_option, one_hot_label_map
 
-__all__ = ["FusionMethod", "RaterFusion", "majority_vote", "rater_dice_to_majority", "stack_to_probabilities"]
+if TYPE_CHECKING:
+    from monai_dml.transforms.fusion.staple import StapleResult
+
+__all__ = [
+    "FusionMethod",
+    "RandRaterFusion",
+    "RaterFusion",
+    "majority_vote",
+    "rater_dice_to_majority",
+    "stack_to_probabilities",
+]
 
 
 class FusionMethod(StrEnum):
@@ -138,7 +149,12 @@ def rater_dice_to_majority(raters: NdarrayOrTensor, num_classes: int | None = No
     return _rater_dice(onehot, majority_vote(onehot))
 
 
-class RaterFusion(Randomizable, Transform):
+def _is_random_method(method: FusionMethod | str | None) -> bool:
+    """Whether ``method`` draws a rater per call (``"random"``); raises ValueError for an unknown method."""
+    return method is not None and look_up_option(method, FusionMethod) == FusionMethod.RANDOM
+
+
+class RaterFusion(Transform):
     """
     Fuse a stack of raters' masks ``(R, spatial...)`` into one target: a hard majority vote, one random rater, or a
     soft label (uniform mean, Dice-weighted mean, user-weighted mean, STAPLE probability).
@@ -146,6 +162,10 @@ class RaterFusion(Randomizable, Transform):
     Binary masks give a ``(1, spatial...)`` foreground map; integer label maps with ``num_classes`` give
     ``(num_classes, spatial...)`` channels that sum to 1. The output is float32, of the input's type (NumPy, torch,
     MetaTensor with its metadata).
+
+    Every method but ``"random"`` is deterministic, so this class is not ``Randomizable`` and MONAI's
+    ``CacheDataset`` caches its output. ``RaterFusion(method="random")`` returns a
+    :py:class:`monai_dml.transforms.RandRaterFusion` (a subclass of this one), which is ``Randomizable``.
 
     Wang, Z. et. al. (2023) Dice Semimetric Losses: Optimizing the Dice Score with Soft Labels. MICCAI 2023.
 
@@ -155,23 +175,34 @@ class RaterFusion(Randomizable, Transform):
     Example:
         >>> import torch
         >>> raters = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [1, 0, 0, 1]]).reshape(3, 1, 4).float()
-        >>> RaterFusion("uniform")(raters)
-        tensor([[[1.0000, 0.6667, 0.0000, 0.3333]]])
+        >>> RaterFusion("uniform")(raters)  # a torch input comes back as a MetaTensor (MONAI's get_track_meta())
+        metatensor([[[1.0000, 0.6667, 0.0000, 0.3333]]])
+        >>> RaterFusion("uniform")(raters.numpy())
+        array([[[1.        , 0.6666667 , 0.        , 0.33333334]]], dtype=float32)
+        >>> type(RaterFusion("random")).__name__
+        'RandRaterFusion'
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    default_method = FusionMethod.UNIFORM
+
+    def __new__(cls, method: FusionMethod | str | None = None, *args: Any, **kwargs: Any) -> RaterFusion:
+        if cls is RaterFusion and _is_random_method(method):
+            cls = RandRaterFusion
+        return super().__new__(cls)
 
     def __init__(
         self,
-        method: FusionMethod | str = FusionMethod.UNIFORM,
+        method: FusionMethod | str | None = None,
         num_classes: int | None = None,
         weights: Sequence[float] | None = None,
         rater_dim: int = 0,
     ) -> None:
         """
         Args:
-            method: {``"majority"``, ``"random"``, ``"uniform"``, ``"weighted"``, ``"staple"``}. Defaults to
-                ``"uniform"``.
+            method: {``"majority"``, ``"random"``, ``"uniform"``, ``"weighted"``, ``"staple"``}. Defaults to None:
+                the class's ``default_method``, ``"uniform"`` (``"random"`` for
+                :py:class:`monai_dml.transforms.RandRaterFusion`, which ``"random"`` makes the instance).
             num_classes: None for binary masks (output one foreground channel); the number of classes for integer
                 label maps (output one channel per class, background included).
             weights: one non-negative weight per rater for ``"weighted"``; when None, ``"weighted"`` uses each
@@ -180,9 +211,15 @@ class RaterFusion(Randomizable, Transform):
 
         Raises:
             ValueError: for an unknown ``method``, ``weights`` with another method, negative, non-finite or all-zero
-                ``weights``, or ``num_classes < 2``.
+                ``weights``, ``num_classes < 2``, ``"random"`` on a class that is not ``Randomizable`` or another
+                method on one that is (RandRaterFusion).
         """
-        self.method = look_up_option(method, FusionMethod, "method")
+        self.method = look_up_option(self.default_method if method is None else method, FusionMethod, "method")
+        if (self.method == FusionMethod.RANDOM) != isinstance(self, Randomizable):
+            raise ValueError(
+                f"{type(self).__name__} cannot fuse with method={self.method.value!r}: 'random' needs a Randomizable "
+                "transform (RandRaterFusion), the other methods a deterministic one (RaterFusion)."
+            )
         if num_classes is not None and num_classes < 2:
             raise ValueError(f"num_classes must be at least 2 (None for binary masks), got {num_classes}.")
         self.num_classes = num_classes
@@ -195,45 +232,64 @@ class RaterFusion(Randomizable, Transform):
             if w.numel() == 0 or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
                 raise ValueError(f"weights must be finite, no less than 0 and not all 0, got {w.tolist()}.")
             self.weights = w
-        self._rater: int | None = None
         self.staple_sensitivity: torch.Tensor | None = None
         self.staple_specificity: torch.Tensor | None = None
 
-    def randomize(self, data: int) -> None:
-        """Draw the rater index for ``"random"`` among ``data`` raters."""
-        self._rater = int(self.R.randint(0, data))
-
-    def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """
         Args:
             img: ``(R, spatial...)`` rater stack (raters along ``rater_dim``).
-            randomize: for ``"random"``, draw a new rater; False reuses the last draw.
 
         Returns:
-            ``(1, spatial...)`` or ``(num_classes, spatial...)`` float32 target, the type of ``img``.
+            ``(1, spatial...)`` or ``(num_classes, spatial...)`` float32 target, the type of ``img``. With
+            ``"staple"``, the estimated per-rater sensitivity and specificity are kept as ``staple_sensitivity`` and
+            ``staple_specificity``.
 
         Raises:
             ValueError: on an invalid stack (see :py:func:`stack_to_probabilities`) or ``weights`` whose length is
                 not the number of raters.
         """
+        out, staple = self.fuse(img)
+        if staple is not None:
+            self.staple_sensitivity, self.staple_specificity = staple.sensitivity, staple.specificity
+        return out
+
+    def fuse(
+        self, img: NdarrayOrTensor, pick_rater: Callable[[int], int] | None = None
+    ) -> tuple[NdarrayOrTensor, StapleResult | None]:
+        """
+        The fusion of ``__call__`` without storing anything on the transform (safe from several threads).
+
+        Args:
+            img: ``(R, spatial...)`` rater stack (raters along ``rater_dim``).
+            pick_rater: for ``"random"``: maps the number of raters to the index of the rater to return.
+
+        Returns:
+            the target as ``__call__`` returns it, and the :py:class:`monai_dml.transforms.StapleResult` of
+            ``"staple"`` (None for the other methods).
+
+        Raises:
+            ValueError: as ``__call__``; for ``"random"`` without ``pick_rater``.
+        """
         img_t = convert_to_tensor(img, track_meta=get_track_meta())
         raters = torch.movedim(convert_to_tensor(img_t, track_meta=False), self.rater_dim, 0)
         onehot = stack_to_probabilities(raters, self.num_classes, name="img")
-        n_raters = onehot.shape[0]
+        staple = None
         if self.method == FusionMethod.MAJORITY:
             out = majority_vote(onehot)
         elif self.method == FusionMethod.RANDOM:
-            if randomize or self._rater is None or self._rater >= n_raters:
-                self.randomize(n_raters)
-            out = onehot[self._rater]
+            if pick_rater is None:
+                raise ValueError("method='random' needs pick_rater (RandRaterFusion passes its draw).")
+            out = onehot[pick_rater(onehot.shape[0])]
         elif self.method == FusionMethod.UNIFORM:
             out = onehot.mean(dim=0)
         elif self.method == FusionMethod.WEIGHTED:
             out = self._weighted(onehot)
         else:
-            out = self._staple(raters)
+            staple = self._staple(raters)
+            out = staple.probability.to(torch.float32)
         dst = img if isinstance(img, np.ndarray) else img_t
-        return convert_to_dst_type(out.clamp(0.0, 1.0), dst, dtype=torch.float32)[0]
+        return convert_to_dst_type(out.clamp(0.0, 1.0), dst, dtype=torch.float32)[0], staple
 
     def _weighted(self, onehot: torch.Tensor) -> torch.Tensor:
         n_raters = onehot.shape[0]
@@ -248,12 +304,56 @@ class RaterFusion(Randomizable, Transform):
         weights = (weights / weights.sum()).to(onehot)
         return torch.tensordot(weights, onehot, dims=([0], [0]))
 
-    def _staple(self, raters: torch.Tensor) -> torch.Tensor:
+    def _staple(self, raters: torch.Tensor) -> StapleResult:
         from monai_dml.transforms.fusion.staple import staple_binary, staple_multiclass
 
         if self.num_classes is None:
-            result = staple_binary(raters)
-        else:
-            result = staple_multiclass(raters, self.num_classes)
-        self.staple_sensitivity, self.staple_specificity = result.sensitivity, result.specificity
-        return result.probability.to(torch.float32)
+            return staple_binary(raters)
+        return staple_multiclass(raters, self.num_classes)
+
+
+class RandRaterFusion(Randomizable, RaterFusion):
+    """
+    :py:class:`monai_dml.transforms.RaterFusion` with ``method="random"``: one rater drawn per call (the paper's
+    "Random" baseline). ``Randomizable``: ``set_random_state(seed)`` makes the draws reproducible, and MONAI's
+    ``CacheDataset`` caches the chain up to this transform and reruns it every epoch.
+
+    ``RaterFusion(method="random")`` returns an instance of this class. The arguments are RaterFusion's, with
+    ``method`` defaulting to ``"random"`` (the only one accepted) and no ``weights``.
+
+    Example:
+        >>> import torch
+        >>> raters = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1]]).reshape(2, 1, 4).float()
+        >>> t = RandRaterFusion().set_random_state(0)
+        >>> [t(raters).flatten().tolist() for _ in range(3)]  # one rater per call
+        [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
+    """
+
+    default_method = FusionMethod.RANDOM
+    _rater = -1  # the last draw; -1: none yet
+
+    def randomize(self, data: int) -> None:
+        """Draw the rater index among ``data`` raters."""
+        self._rater = int(self.R.randint(0, data))
+
+    def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
+        """
+        Args:
+            img: ``(R, spatial...)`` rater stack (raters along ``rater_dim``).
+            randomize: draw a new rater; False reuses the last draw (a new one if there is none or it is out of
+                range for this stack).
+
+        Returns:
+            the drawn rater as a ``(1, spatial...)`` or ``(num_classes, spatial...)`` float32 map, the type of
+            ``img``.
+
+        Raises:
+            ValueError: on an invalid stack (see :py:func:`monai_dml.transforms.stack_to_probabilities`).
+        """
+
+        def pick(n_raters: int) -> int:
+            if randomize or not 0 <= self._rater < n_raters:
+                self.randomize(n_raters)
+            return self._rater
+
+        return self.fuse(img, pick_rater=pick)[0]

@@ -40,8 +40,9 @@ class TeacherTarget(Transform):
 
     Example:
         >>> import torch
-        >>> TeacherTarget(temperature=0.5)(torch.tensor([[[0.25, 0.5]], [[0.75, 0.5]]]))  # q = p^2 / sum p^2
-        tensor([[[0.1000, 0.5000]],
+        >>> q = TeacherTarget(temperature=0.5)(torch.tensor([[[0.25, 0.5]], [[0.75, 0.5]]]))  # q = p^2 / sum p^2
+        >>> q  # a MetaTensor, as MONAI's transforms return with get_track_meta()
+        metatensor([[[0.1000, 0.5000]],
         <BLANKLINE>
                 [[0.9000, 0.5000]]])
     """
