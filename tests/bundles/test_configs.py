@@ -137,5 +137,13 @@ def test_progress_switch_reads_the_usual_spellings(value, disabled):
     parser = ConfigParser()
     parser.read_config(configs("qubiq_2d", "train"))
     parser["progress"] = value
-    handlers = parser.get_parsed_content("train#handlers", instantiate=True)
-    assert any(type(h).__name__ == "ProgressBar" for h in handlers) is not disabled
+    bar = parser.get_parsed_content("train#handlers#4", instantiate=True)  # the ProgressBar entry, or None if disabled
+    assert (bar is None) is disabled
+
+
+def test_progress_switch_rejects_an_unknown_spelling():
+    parser = ConfigParser()
+    parser.read_config(configs("qubiq_2d", "train"))
+    parser["progress"] = "maybe"
+    with pytest.raises(Exception, match="'progress'"):
+        parser.get_parsed_content("train#handlers#4")
