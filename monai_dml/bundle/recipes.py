@@ -206,7 +206,7 @@ def label_targets(
         num_classes: classes of an integer ``label``/rater label maps (CT: background, organ, tumour); None or 1 for
             a binary task whose label is already a ``(1, ...)`` foreground map.
         ls_method: label smoothing of ``label_mode="ls"``: ``"uniform"``, ``"boundary"`` or ``"svls"``.
-        ls_epsilon: label-smoothing strength in [0, 1]. Defaults to 0.1.
+        ls_epsilon: label-smoothing strength in [0, 1). Defaults to 0.1.
         label_key: the reference label and output key. Defaults to ``"label"``.
         rater_key: the rater stack of the fusion modes. Defaults to ``"raters"``.
 
@@ -215,8 +215,8 @@ def label_targets(
     """
     recipe = label_recipe(label_mode)
     ls_method = check_option(ls_method, ("uniform", "boundary", "svls"), "ls_method")
-    if not 0.0 <= float(ls_epsilon) <= 1.0:
-        raise ValueError(f"config key 'ls_epsilon' must be in [0, 1], got {ls_epsilon}.")
+    if not 0.0 <= float(ls_epsilon) < 1.0:
+        raise ValueError(f"config key 'ls_epsilon' must be in [0, 1), got {ls_epsilon}.")
     options = TargetOptions(num_classes, ls_method, float(ls_epsilon), label_key, rater_key)
     cls = RandLabelTargetsd if recipe.random else LabelTargetsd
     return cls(recipe.targets(options), str(label_mode).lower())

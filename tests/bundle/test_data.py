@@ -9,21 +9,27 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """The bundles' data facts (``QubiqData``, ``CTData`` on ``BundleData``) on tiny generated data sets: key checks,
-synthetic data on first use, folds, 2D training slices and teacher files."""
+synthetic data on first use, folds, 2D training slices and teacher files; then the train configs on those data sets:
+the data-driven epsilon of each label mode (kd included), the inferers and the validation post-processing."""
 
 from __future__ import annotations
 
+import math
 import os
-import pathlib
 import re
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
+from monai.bundle import ConfigParser
+from monai.inferers import SimpleInferer, SliceInferer, SlidingWindowInferer
 
-from monai_dml.bundle import BundleData, CTData, LabelMode, QubiqData, case_id
+from monai_dml.bundle import BundleData, CTData, LabelMode, PrepareBatchTeacher, QubiqData, check_recipe
 from monai_dml.data.synthetic import generate_dataset, generate_qubiq
+from monai_dml.losses import DiceDomain, DMLCELoss, DMLVariant, KDLoss
+from tests.bundles.utils import configs
 
 SIZE, DEPTH = 32, 16
 CT_CASES, QUBIQ_CASES = 5, 10
@@ -66,7 +72,7 @@ def _array(path: str) -> np.ndarray:
 
 
 class _ToyData(BundleData):
-    """An :py:class:`Experiment` with a fixed data list, to watch ``prepare()`` generate and list."""
+    """A :py:class:`BundleData` with a fixed data list, to watch ``prepare()`` generate and list."""
 
     layout = "toy"
     label_modes = ("hard",)
@@ -88,25 +94,7 @@ class _ToyData(BundleData):
         return [{"case": f"c{i}", "fold": fold} for i, fold in enumerate(self.folds)]
 
 
-# -- case_id and LabelMode ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "path, expected",
-    [
-        ("/a/case_00012/imaging.nii.gz", "case_00012"),
-        ("/a/case_00012/segmentation.nii.gz", "case_00012"),
-        ("/k/case_00001/aggregated_MAJ_seg.nii.gz", "case_00001"),
-        ("/q/kidney/Training/case03/image.nii.gz", "case03"),
-        ("/a/volume-3.nii", "volume-3"),
-        ("/a/Training Batch 1/segmentation-4.nii", "segmentation-4"),
-        ("/msd/imagesTr/liver_7.nii.gz", "liver_7"),
-        ("relative/volume-10.nii.gz", "volume-10"),
-        (pathlib.Path("/a/case_00002/imaging.nii.gz"), "case_00002"),
-    ],
-)
-def test_case_id(path, expected):
-    assert case_id(path) == expected
-
-
+# -- label modes ------------------------------------------------------------------------------------------------------
 def test_label_modes():
     assert {m.value for m in LabelMode} == {
         "majority",
@@ -147,11 +135,14 @@ _CT_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"label_mode": "kd"}, "teacher_dir"),
     ({"synthetic_depth": 0}, "synthetic_depth"),
     ({"synthetic_cases": 0}, "synthetic_cases"),
+    ({"synthetic_cases": True}, "synthetic_cases"),
+    ({"synthetic_size": 2.5}, "synthetic_size"),
+    ({"fold": "--1"}, "fold"),
 ]
 
 
 @pytest.mark.parametrize("kwargs, key", _CT_ERRORS, ids=[f"{k}-{i}" for i, (_, k) in enumerate(_CT_ERRORS)])
-def test_ct_experiment_rejects_a_bad_key(tmp_path, kwargs, key):
+def test_ct_data_rejects_a_bad_key(tmp_path, kwargs, key):
     with pytest.raises(ValueError, match=re.escape(f"'{key}'")):
         CTData(tmp_path / "data", **kwargs)
 
@@ -164,21 +155,23 @@ _QUBIQ_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"qubiq_dataset": "prostate", "qubiq_task": 3}, "qubiq_task"),
     ({"qubiq_dataset": "brain-tumor", "qubiq_task": 0}, "qubiq_task"),
     ({"fold": 7}, "fold"),
+    ({"num_folds": 0}, "num_folds"),
+    ({"synthetic_size": 0}, "synthetic_size"),
 ]
 
 
 @pytest.mark.parametrize("kwargs, key", _QUBIQ_ERRORS, ids=[f"{k}-{i}" for i, (_, k) in enumerate(_QUBIQ_ERRORS)])
-def test_qubiq_experiment_rejects_a_bad_key(tmp_path, kwargs, key):
+def test_qubiq_data_rejects_a_bad_key(tmp_path, kwargs, key):
     with pytest.raises(ValueError, match=re.escape(f"'{key}'")):
         QubiqData(tmp_path / "data", **kwargs)
 
 
 def test_accepted_spellings_are_normalised(tmp_path):
-    exp = CTData(tmp_path / "data", layout="KiTS21", spatial_dims=3, label_mode="RATERS", fold="4")
-    assert (exp.layout, exp.label_mode, exp.fold) == ("kits21", "raters", 4)
-    assert exp.dataset_dir == str(tmp_path / "data") and exp.synthetic_dir is None
+    ds = CTData(tmp_path / "data", layout="KiTS21", spatial_dims=3, label_mode="RATERS", fold="4")
+    assert (ds.layout, ds.label_mode, ds.fold) == ("kits21", "raters", 4)
+    assert ds.dataset_dir == str(tmp_path / "data") and ds.synthetic_dir is None
     # the rater stack is loaded and resampled beside image and label, with nearest interpolation
-    assert (exp.keys, exp.modes) == (["image", "label", "raters"], ["bilinear", "nearest", "nearest"])
+    assert (ds.keys, ds.modes) == (["image", "label", "raters"], ["bilinear", "nearest", "nearest"])
     kd = CTData(tmp_path, label_mode="Kd", teacher_dir=tmp_path)
     assert (kd.keys, kd.modes) == (["image", "label", "teacher"], ["bilinear", "nearest", "bilinear"])
     assert QubiqData(tmp_path, label_mode="STAPLE").label_mode == "staple"
@@ -250,51 +243,51 @@ def test_prepare_with_a_trailing_separator(tmp_path):
 
 def test_prepare_writes_the_synthetic_ct_layout(tmp_path):
     data = tmp_path / "synthetic_lits"
-    exp = CTData(
+    ds = CTData(
         data, synthetic_dir=data, synthetic_cases=CT_CASES, synthetic_size=SIZE, synthetic_depth=DEPTH, **TINY_3D
     ).prepare()
     assert os.listdir(tmp_path) == ["synthetic_lits"]
     assert not [p for p in data.rglob("*") if ".partial" in p.name]
-    assert [e["case"] for e in exp.datalist()] == [f"volume-{n}" for n in range(CT_CASES)]
-    image = nib.load(exp.datalist()[0]["image"])
+    assert [e["case"] for e in ds.datalist()] == [f"volume-{n}" for n in range(CT_CASES)]
+    image = nib.load(ds.datalist()[0]["image"])
     assert image.shape == (SIZE, SIZE, DEPTH)
 
 
 def test_prepare_writes_only_the_chosen_qubiq_data_set(tmp_path):
     data = tmp_path / "synthetic_qubiq"
-    exp = QubiqData(data, synthetic_dir=data, qubiq_dataset="kidney", synthetic_cases=5, synthetic_size=SIZE).prepare()
+    ds = QubiqData(data, synthetic_dir=data, qubiq_dataset="kidney", synthetic_cases=5, synthetic_size=SIZE).prepare()
     assert os.listdir(tmp_path) == ["synthetic_qubiq"]
     assert os.listdir(data) == ["kidney"]
-    assert [e["case"] for e in exp.datalist()] == [f"kidney/case{n:02d}" for n in range(1, 6)]
+    assert [e["case"] for e in ds.datalist()] == [f"kidney/case{n:02d}" for n in range(1, 6)]
 
 
 # -- folds -------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fold", range(5))
 def test_qubiq_folds_partition_the_cases(qubiq_dir, fold):
-    exp = QubiqData(qubiq_dir, fold=fold).prepare()
+    ds = QubiqData(qubiq_dir, fold=fold).prepare()
     every = [f"kidney/case{n:02d}" for n in range(1, QUBIQ_CASES + 1)]
     # contiguous 5-fold split of 10 cases (the paper's): fold f validates cases 2f+1 and 2f+2
     val = [f"kidney/case{2 * fold + 1:02d}", f"kidney/case{2 * fold + 2:02d}"]
-    assert [e["case"] for e in exp.val_cases()] == val
-    assert [e["case"] for e in exp.train_cases()] == [c for c in every if c not in val]
-    assert exp.val_data() == exp.val_cases() and exp.train_data() == exp.train_cases()
+    assert [e["case"] for e in ds.val_cases()] == val
+    assert [e["case"] for e in ds.train_cases()] == [c for c in every if c not in val]
+    assert ds.val_data() == ds.val_cases() and ds.train_data() == ds.train_cases()
 
 
 def test_ct_folds_and_2d_training_slices(lits_dir):
-    exp = CTData(lits_dir, fold=3).prepare()
-    assert [e["case"] for e in exp.val_cases()] == ["volume-3"]
-    assert [e["case"] for e in exp.train_cases()] == ["volume-0", "volume-1", "volume-2", "volume-4"]
+    ds = CTData(lits_dir, fold=3).prepare()
+    assert [e["case"] for e in ds.val_cases()] == ["volume-3"]
+    assert [e["case"] for e in ds.train_cases()] == ["volume-0", "volume-1", "volume-2", "volume-4"]
     # the training slices: every axial slice (LiTS stores (x, y, z)) of a training volume holding tumour (label 2)
     expected = []
-    for entry in exp.train_cases():
+    for entry in ds.train_cases():
         label = _array(entry["label"])
         expected += [(entry["case"], k) for k in range(label.shape[2]) if (label[:, :, k] == 2).any()]
     with pytest.warns(UserWarning, match="volume-1"):  # the generated volume-1 has no tumour
-        slices = exp.train_data()
+        slices = ds.train_data()
     assert [(e["case"], e["slice"]) for e in slices] == expected
     assert all(e["axis"] == 2 for e in slices) and expected
-    exp3 = CTData(lits_dir, fold=3, **TINY_3D).prepare()
-    assert exp3.train_data() == exp3.train_cases()
+    ds3 = CTData(lits_dir, fold=3, **TINY_3D).prepare()
+    assert ds3.train_data() == ds3.train_cases()
 
 
 def test_a_fold_without_cases_names_the_key(tmp_path):
@@ -305,6 +298,182 @@ def test_a_fold_without_cases_names_the_key(tmp_path):
 
 
 def test_kd_needs_every_teacher_file(lits_dir, tmp_path):
-    exp = CTData(lits_dir, label_mode="kd", teacher_dir=tmp_path, **TINY_3D)
+    ds = CTData(lits_dir, label_mode="kd", teacher_dir=tmp_path, **TINY_3D)
     with pytest.raises(FileNotFoundError, match=re.escape("'teacher_dir'")):
-        exp.prepare()
+        ds.prepare()
+
+
+def test_kd_lists_the_teacher_of_each_case(lits_dir, teacher_dir):
+    ds = CTData(lits_dir, label_mode="kd", teacher_dir=teacher_dir, **TINY_3D).prepare()
+    assert [e["teacher"] for e in ds.datalist()] == [
+        os.path.join(teacher_dir, f"volume-{n}_prob.nii.gz") for n in range(CT_CASES)
+    ]
+    assert all("teacher" not in e for e in CTData(lits_dir, **TINY_3D).prepare().datalist())
+
+
+def test_kits_cases_are_named_by_their_folder(kits_dir):
+    ds = CTData(kits_dir, layout="kits19", fold=1, **TINY_3D).prepare()
+    assert [e["case"] for e in ds.datalist()] == [f"case_{n:05d}" for n in range(CT_CASES)]
+    assert [e["case"] for e in ds.val_cases()] == ["case_00001"]
+
+
+def test_images_are_the_validation_fold_or_the_input_folder(lits_dir, tmp_path):
+    ds = CTData(lits_dir, fold=4).prepare()
+    assert ds.images() == [{"image": e["image"]} for e in ds.val_cases()]
+    assert len(ds.images()) == 1 and ds.images()[0]["image"].endswith("volume-4.nii")
+    for name in ("b.nii.gz", "a.nii"):
+        (tmp_path / name).write_bytes(b"")
+    assert ds.images(tmp_path) == [{"image": str(tmp_path / "a.nii")}, {"image": str(tmp_path / "b.nii.gz")}]
+    assert ds.images("") == ds.images()
+
+
+# -- the configs on these data sets ------------------------------------------------------------------------------------
+def _parser(bundle: str, names: tuple[str, ...] = ("train",), **overrides: Any) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, *names))
+    parser.update(overrides)
+    return parser
+
+
+def _ct_counts(label: np.ndarray) -> np.ndarray:
+    return np.bincount(label.astype(np.int64).ravel(), minlength=3)
+
+
+def _tumour_slice_counts(ds: CTData) -> np.ndarray:
+    """Per class, the voxel count of every axial training slice that holds tumour, read with nibabel."""
+    counts = []
+    for entry in ds.train_cases():
+        label = _array(entry["label"])
+        counts += [_ct_counts(label[:, :, k]) for k in range(label.shape[2]) if (label[:, :, k] == 2).any()]
+    return np.asarray(counts)
+
+
+def test_lits_2d_epsilon_auto_is_the_mean_over_training_slices(lits_dir, tmp_path):
+    parser = _parser("lits_2d", dataset_dir=lits_dir, bundle_root=str(tmp_path), image_size=SIZE, fold=2)
+    expected = _tumour_slice_counts(CTData(lits_dir, fold=2)).mean(0)
+    with pytest.warns(UserWarning, match="volume-1"):  # the generated volume-1 has no tumour
+        eps = parser.get_parsed_content("epsilon_auto")
+    np.testing.assert_allclose(np.asarray(eps), expected, rtol=1e-6)
+
+
+def test_lits_3d_epsilon_auto_reaches_the_loss(lits_dir, tmp_path):
+    """``--epsilon @epsilon_auto``: the mean voxel count per class of the training volumes, as smooth_nr and _dr."""
+    parser = _parser("lits_3d", dataset_dir=lits_dir, bundle_root=str(tmp_path), fold=0, epsilon="@epsilon_auto")
+    volumes = [_ct_counts(_array(e["label"])) for e in CTData(lits_dir, fold=0, **TINY_3D).prepare().train_cases()]
+    expected = np.mean(volumes, axis=0)
+    loss = parser.get_parsed_content("loss")
+    np.testing.assert_allclose(np.asarray(loss.dml.smooth_nr), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(loss.dml.smooth_dr), expected, rtol=1e-6)
+
+
+def test_epsilon_auto_without_background_follows_the_loss(lits_dir, tmp_path):
+    """``--include_background false``: the heuristic counts the foreground classes only, as the loss sums them."""
+    parser = _parser(
+        "lits_3d", dataset_dir=lits_dir, bundle_root=str(tmp_path), epsilon="@epsilon_auto", include_background=False
+    )
+    volumes = [_ct_counts(_array(e["label"])) for e in CTData(lits_dir, fold=0, **TINY_3D).prepare().train_cases()]
+    loss = parser.get_parsed_content("loss")
+    np.testing.assert_allclose(np.asarray(loss.dml.smooth_nr), np.mean(volumes, axis=0)[1:], rtol=1e-6)
+    loss(torch.randn(1, 3, 4, 4, 4), torch.softmax(torch.randn(1, 3, 4, 4, 4), 1))  # two classes, two epsilons
+
+
+def test_kd_epsilon_counts_the_label_not_the_teacher(lits_dir, teacher_dir, tmp_path):
+    parser = _parser(
+        "lits_2d", ("train", "kd"), dataset_dir=lits_dir, teacher_dir=teacher_dir, bundle_root=str(tmp_path)
+    )
+    parser.update({"image_size": SIZE, "fold": 0})
+    loss = parser.get_parsed_content("loss")
+    assert isinstance(loss, KDLoss) and check_recipe(parser.get_parsed_content("label_mode"), loss)
+    assert isinstance(parser.get_parsed_content("train#trainer#prepare_batch"), PrepareBatchTeacher)
+    expected = _tumour_slice_counts(CTData(lits_dir, fold=0)).mean(0)
+    with pytest.warns(UserWarning, match="volume-1"):
+        eps = parser.get_parsed_content("epsilon_auto")
+        entry = parser.get_parsed_content("data").train_data()[0]
+    np.testing.assert_allclose(np.asarray(eps), expected, rtol=1e-6)  # 3 classes: the label alone
+    item = parser.get_parsed_content("train#preprocessing")(entry)
+    label, teacher = torch.as_tensor(item["label"]), torch.as_tensor(item["teacher"])
+    assert label.shape == teacher.shape == (3, SIZE, SIZE)
+    raw = _array(entry["label"])[:, :, entry["slice"]].astype(np.int64)
+    np.testing.assert_array_equal(np.sort(label.sum((1, 2)).numpy()), np.sort(_ct_counts(raw)))
+    # the fixture's teacher is 0.8 on the labelled class and 0.1 elsewhere, in the label's geometry
+    torch.testing.assert_close(teacher, 0.1 + 0.7 * label)
+
+
+@pytest.mark.parametrize("mode", ["uniform", "majority", "hard", "ls"])
+def test_qubiq_epsilon_auto_per_label_mode(qubiq_dir, tmp_path, mode):
+    parser = _parser("qubiq_2d", dataset_dir=qubiq_dir, bundle_root=str(tmp_path), image_size=SIZE, fold=1)
+    parser.update({"label_mode": mode, "ls_epsilon": 0.1})
+    expected = []
+    for entry in QubiqData(qubiq_dir, fold=1).prepare().train_cases():
+        raters = np.stack([_array(r) > 0 for r in entry["raters"]])
+        majority = (raters.sum(0) >= 2).sum()  # three raters: foreground where two agree
+        expected.append(
+            {
+                "uniform": raters.sum() / len(raters),  # the rater mean
+                "majority": majority,
+                "hard": majority,  # QUBIQ's hard label is the majority vote
+                "ls": 0.9 * majority + 0.1 / 2 * SIZE * SIZE,  # (1 - eps) y + eps / 2 summed over the pixels
+            }[mode]
+        )
+    eps = parser.get_parsed_content("epsilon_auto")
+    np.testing.assert_allclose(np.asarray(eps), [np.mean(expected)], rtol=1e-6)
+
+
+def test_inferers(tmp_path):
+    two = _parser("lits_2d", image_size=64, sw_batch_size=3).get_parsed_content("validate#inferer")
+    assert isinstance(two, SliceInferer) and two.spatial_dim == 2 and tuple(two.roi_size) == (64, 64)
+    assert two.sw_batch_size == 3
+    three = _parser("lits_3d", patch_size=[32, 48, 16]).get_parsed_content("validate#inferer")
+    assert isinstance(three, SlidingWindowInferer) and tuple(three.roi_size) == (32, 48, 16)
+    assert isinstance(_parser("qubiq_2d").get_parsed_content("validate#inferer"), SimpleInferer)
+
+
+def test_val_postprocessing_binary():
+    # logits log(4) and -log(3): sigmoid 4/5 and 1/4
+    pred = torch.tensor([[[math.log(4.0), -math.log(3.0)]]])
+    soft = torch.tensor([[[0.5, 0.25]]])
+    out = _parser("qubiq_2d").get_parsed_content("validate#postprocessing")({"pred": pred, "label_soft": soft})
+    torch.testing.assert_close(torch.as_tensor(out["pred"]), torch.tensor([[[0.8, 0.25]]]))
+    torch.testing.assert_close(torch.as_tensor(out["pred_hard"]), torch.tensor([[[1.0, 0.0]]]))
+    torch.testing.assert_close(torch.as_tensor(out["label_mean"]), soft)
+
+
+@pytest.mark.parametrize("bundle", ["lits_2d", "lits_3d"])
+def test_val_postprocessing_softmax(bundle):
+    probs = torch.tensor([[[0.2, 0.6]], [[0.3, 0.3]], [[0.5, 0.1]]])  # (C=3, 1, 2)
+    out = _parser(bundle).get_parsed_content("validate#postprocessing")({"pred": torch.log(probs)})
+    torch.testing.assert_close(torch.as_tensor(out["pred"]), probs)  # softmax of log p is p
+    hard = torch.tensor([[[0.0, 1.0]], [[0.0, 0.0]], [[1.0, 0.0]]])  # argmax 2 then 0, one-hot
+    torch.testing.assert_close(torch.as_tensor(out["pred_hard"]), hard)
+
+
+def test_hu_windows_are_the_papers():
+    assert _parser("lits_2d").get_parsed_content("hu_window") == [-60, 140]
+    assert _parser("kits_2d").get_parsed_content("hu_window") == [-200, 300]
+    assert _parser("lits_3d").get_parsed_content("hu_window") == [-60, 140]
+
+
+def test_ct_loss_is_softmax_dml_ce_with_its_overrides():
+    loss = _parser("lits_2d", variant="dml2", phi="bi", epsilon=1e-3).get_parsed_content("loss")
+    assert type(loss) is DMLCELoss
+    assert (loss.lambda_ce, loss.lambda_dml) == (0.25, 0.75)  # the paper's 0.25 CE + 0.75 DML
+    assert loss.dml.softmax is True and loss.dml.sigmoid is False
+    assert loss.dml.variant == DMLVariant.DML2 and loss.dml.phi == DiceDomain.BI
+    torch.testing.assert_close(torch.as_tensor(loss.dml.smooth_nr), torch.tensor(1e-3))
+    torch.testing.assert_close(torch.as_tensor(loss.dml.smooth_dr), torch.tensor(1e-3))
+
+
+def test_qubiq_loss_is_sigmoid_dml_ce():
+    loss = _parser("qubiq_2d").get_parsed_content("loss")
+    assert type(loss) is DMLCELoss and loss.dml.sigmoid is True and loss.dml.softmax is False
+    assert loss.dml.variant == DMLVariant.DML1 and loss.dml.phi == DiceDomain.I
+    torch.testing.assert_close(torch.as_tensor(loss.dml.smooth_nr), torch.tensor(1e-5))
+
+
+def test_kd_loss_of_kd_json():
+    loss = _parser("lits_2d", ("train", "kd"), kd_temperature=2.0).get_parsed_content("loss")
+    assert type(loss) is KDLoss and loss.temperature == 2.0
+    assert (loss.label_weight, loss.teacher_weight) == (0.5, 0.5)
+    assert loss.label_loss.dml.softmax is True and loss.label_loss.dml.sigmoid is False
+    with pytest.raises(ValueError, match="'loss'"):  # label_mode kd without kd.json keeps DMLCELoss
+        check_recipe("kd", _parser("lits_2d", label_mode="kd").get_parsed_content("loss"))

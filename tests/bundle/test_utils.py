@@ -8,8 +8,9 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The config helpers of ``monai_dml.bundle.utils``: switches, option and fold checks, checkpoints, inference inputs,
-the packed KD loss and the metrics report."""
+"""The config helpers of ``monai_dml.bundle.utils``: switches, option and fold checks, checkpoints and inference
+inputs. Case names and the metrics report are tested in ``test_outputs.py``, the KD teacher batch in
+``test_recipes.py``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import json
 import os
 import pathlib
 import re
-from types import SimpleNamespace
 
 import pytest
 
@@ -26,7 +26,6 @@ from monai_dml.bundle import (
     check_fold,
     check_option,
     inference_data,
-    report_metrics,
     require_checkpoint,
     resume_from,
 )
@@ -229,19 +228,3 @@ def test_inference_data_rejects_a_json_without_image_entries(tmp_path, content):
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=re.escape("'input_dir'")):
         inference_data(path)
-
-
-# -- report_metrics ----------------------------------------------------------------------------------------------------
-def test_report_metrics_prints_sorted_numbers_and_returns_them(capsys):
-    metrics = {"val_ece": 0.123456, "val_dice": 0.5, "count": 3, "curve": [0.1, 0.2], "name": "x"}
-    engine = SimpleNamespace(state=SimpleNamespace(metrics=metrics))
-    result = report_metrics(engine, title="fold 0")
-    assert result == {"val_ece": 0.123456, "val_dice": 0.5, "count": 3.0}
-    assert all(isinstance(v, float) for v in result.values())
-    assert capsys.readouterr().out == "fold 0:\n  count: 3.0000\n  val_dice: 0.5000\n  val_ece: 0.1235\n"
-
-
-def test_report_metrics_with_no_metric(capsys):
-    engine = SimpleNamespace(state=SimpleNamespace(metrics={}))
-    assert report_metrics(engine) == {}
-    assert capsys.readouterr().out == "metrics:\n"
