@@ -90,7 +90,31 @@ def test_train_evaluate_infer_from_the_command_line(tmp_path, data_dir):
 
 @pytest.mark.parametrize("label_mode", ["majority", "random", "uniform", "weighted", "staple", "ls"])
 def test_every_label_mode_trains(tmp_path, data_dir, label_mode):
-    _train(str(tmp_path), data_dir, label_mode=label_mode)
+    wf = workflow(BUNDLE, ["train"], bundle_root=str(tmp_path), dataset_dir=data_dir, epochs=1, label_mode=label_mode)
+    for key, value in TINY[BUNDLE].items():
+        wf.parser[key] = value
+    wf.initialize()
+    # what the mode trains on, for the kidney's 3 raters: the values a pixel's target can take
+    allowed = {
+        "majority": {0.0, 1.0},
+        "random": {0.0, 1.0},
+        "uniform": {0.0, 1 / 3, 2 / 3, 1.0},
+        "weighted": None,  # Dice-weighted mean: values between the raters' extremes
+        "staple": "posterior",  # STAPLE's posteriors (near 0/1 on this set; their values: tests/bundle/test_recipes.py)
+        "ls": {0.05, 0.95},  # the majority vote smoothed with epsilon 0.1 over two classes
+    }[label_mode]
+    labels = torch.cat(
+        [torch.as_tensor(item["label"]).flatten() for item in wf.parser.get_parsed_content("train#dataset")]
+    )
+    values = {round(float(v), 4) for v in labels.unique()}
+    if allowed == "posterior":
+        assert min(values) >= 0 and max(values) <= 1 and labels.dtype.is_floating_point
+    elif allowed is not None:
+        assert values == {round(v, 4) for v in allowed}, (label_mode, values)
+    else:
+        assert len(values - {0.0, 1.0}) > 0 and min(values) >= 0 and max(values) <= 1  # soft, not a vote
+    wf.run()
+    wf.finalize()
     path = os.path.join(tmp_path, "models", "checkpoint_last.pt")
     assert _epochs(path) == 1
     state = torch.load(path, weights_only=True)
