@@ -15,6 +15,7 @@ switch, transform chains, loss, inferers and metrics, so that the bundle configs
 
 from __future__ import annotations
 
+from . import distributed
 from .experiment import CTExperiment, Experiment, LabelMode, QubiqExperiment, case_id
 from .utils import (
     PackedKDLoss,
@@ -35,6 +36,7 @@ __all__ = [
     "as_bool",
     "QubiqExperiment",
     "case_id",
+    "distributed",
     "check_fold",
     "check_option",
     "inference_data",
