@@ -17,6 +17,7 @@ components of the configs themselves.
 
 from __future__ import annotations
 
+from . import distributed
 from .ct import CTData
 from .data import BundleData, positive_int
 from .outputs import case_formatter, case_id, image_meta, report_metrics
@@ -48,6 +49,7 @@ __all__ = [
     "as_bool",
     "case_formatter",
     "case_id",
+    "distributed",
     "check_fold",
     "check_option",
     "check_recipe",

@@ -31,6 +31,17 @@ def _state_dict(obj: Any) -> Any:
     return obj.state_dict()
 
 
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class AtomicCheckpointSaver:
     """
     Save ``save_dict`` (``{"model": network, "optimizer": ..., "trainer": trainer, ...}``) to one fixed file,
@@ -46,7 +57,8 @@ class AtomicCheckpointSaver:
       whose ``engine.state.metrics[key_metric_name]`` beats every earlier one (greater, or smaller with
       ``key_metric_negative_sign``).
 
-    Only rank 0 writes under DDP; a wrapped network is saved without its ``module.`` prefix.
+    Only rank 0 writes under DDP; a wrapped network is saved without its ``module.`` prefix. A temporary file left
+    by a write that was killed (``<filename>.tmp<pid>`` of a process that no longer runs) is removed on ``attach``.
 
     Example (bundle config)::
 
@@ -99,10 +111,35 @@ class AtomicCheckpointSaver:
 
     def attach(self, engine: Engine) -> None:
         """Save at epoch ends (last checkpoint) or at run ends with a better key metric (best model)."""
+        self.remove_stale_tmp()
         if self.key_metric_name is None:
             engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self._save)
         else:
             engine.add_event_handler(Events.COMPLETED, self._save_if_better)
+
+    def remove_stale_tmp(self) -> list[str]:
+        """
+        Remove ``<filename>.tmp<pid>`` files in ``save_dir`` whose writing process no longer runs (rank 0 only).
+
+        Returns:
+            the removed paths.
+        """
+        if idist.get_rank() != 0 or not os.path.isdir(self.save_dir):
+            return []
+        prefix = f"{self.filename}.tmp"
+        removed = []
+        for name in sorted(os.listdir(self.save_dir)):
+            pid = name[len(prefix) :]
+            if not name.startswith(prefix) or (pid.isdigit() and int(pid) != os.getpid() and _running(int(pid))):
+                continue
+            path = os.path.join(self.save_dir, name)
+            try:
+                os.remove(path)
+            except FileNotFoundError:  # removed meanwhile by another process
+                continue
+            removed.append(path)
+            self.logger.warning(f"removed {path}, left by an interrupted checkpoint write")
+        return removed
 
     def _save_if_better(self, engine: Engine) -> None:
         if self.key_metric_name not in engine.state.metrics:
