@@ -29,7 +29,7 @@ from torch.nn.modules.loss import _Loss
 
 from monai_dml.bundle.utils import check_option
 from monai_dml.losses import DMLCELoss, KDLoss
-from monai_dml.transforms import LabelSmoothingd, RaterFusiond
+from monai_dml.transforms import LabelSmoothingd, LabelSmoothingMethod, RaterFusiond
 
 __all__ = [
     "LABEL_RECIPES",
@@ -72,7 +72,7 @@ class LabelMode(StrEnum):
 class TargetOptions:
     """The settings a recipe's transforms read (the arguments of :py:func:`label_targets`)."""
 
-    num_classes: int | None
+    num_classes: int | None  # None for a binary task (its label is the (1, ...) foreground map)
     ls_method: str
     ls_epsilon: float
     label_key: str
@@ -89,29 +89,28 @@ class LabelRecipe:
         loss: the loss class the mode trains with.
         extra_keys: keys the data list and loading chain carry beside ``image`` and ``label``, each with the
             interpolation mode of its spatial transforms (``raters`` nearest, ``teacher`` bilinear).
-        random: whether the targets are drawn anew each time (then ``CacheDataset`` caches up to them only).
+
+    Whether the targets are drawn anew each time is not stored here: it follows from the transforms themselves
+    (a ``Randomizable`` one, such as the random rater, makes :py:func:`label_targets` a :py:class:`RandLabelTargetsd`).
     """
 
     targets: Callable[[TargetOptions], list[MapTransform]]
     loss: type[_Loss] = DMLCELoss
     extra_keys: Mapping[str, str] = field(default_factory=dict)
-    random: bool = False
 
 
 def _onehot(o: TargetOptions) -> list[MapTransform]:
     # a binary task's label is already its (1, ...) foreground probability
-    return [] if not o.num_classes or o.num_classes < 2 else [AsDiscreted(o.label_key, to_onehot=o.num_classes)]
+    return [] if o.num_classes is None else [AsDiscreted(o.label_key, to_onehot=o.num_classes)]
 
 
 def _smoothed(o: TargetOptions) -> list[MapTransform]:
-    classes = o.num_classes if o.num_classes and o.num_classes > 1 else None
-    return [LabelSmoothingd(o.label_key, method=o.ls_method, epsilon=o.ls_epsilon, num_classes=classes)]
+    return [LabelSmoothingd(o.label_key, method=o.ls_method, epsilon=o.ls_epsilon, num_classes=o.num_classes)]
 
 
 def _fusion(method: str) -> Callable[[TargetOptions], list[MapTransform]]:
     def build(o: TargetOptions) -> list[MapTransform]:
-        classes = o.num_classes if o.num_classes and o.num_classes > 1 else None
-        return [RaterFusiond(o.rater_key, output_key=o.label_key, method=method, num_classes=classes)]
+        return [RaterFusiond(o.rater_key, output_key=o.label_key, method=method, num_classes=o.num_classes)]
 
     return build
 
@@ -123,7 +122,7 @@ LABEL_RECIPES: dict[str, LabelRecipe] = {
     LabelMode.LS: LabelRecipe(_smoothed),
     LabelMode.KD: LabelRecipe(_onehot, loss=KDLoss, extra_keys={"teacher": "bilinear"}),
     LabelMode.MAJORITY: LabelRecipe(_fusion("majority"), extra_keys=RATERS),
-    LabelMode.RANDOM: LabelRecipe(_fusion("random"), extra_keys=RATERS, random=True),
+    LabelMode.RANDOM: LabelRecipe(_fusion("random"), extra_keys=RATERS),
     LabelMode.UNIFORM: LabelRecipe(_fusion("uniform"), extra_keys=RATERS),
     LabelMode.WEIGHTED: LabelRecipe(_fusion("weighted"), extra_keys=RATERS),
     LabelMode.STAPLE: LabelRecipe(_fusion("staple"), extra_keys=RATERS),
@@ -214,12 +213,13 @@ def label_targets(
         ValueError: naming the config key ``label_mode``, ``ls_method`` or ``ls_epsilon`` when invalid.
     """
     recipe = label_recipe(label_mode)
-    ls_method = check_option(ls_method, ("uniform", "boundary", "svls"), "ls_method")
+    ls_method = check_option(ls_method, [m.value for m in LabelSmoothingMethod], "ls_method")
     if not 0.0 <= float(ls_epsilon) < 1.0:
         raise ValueError(f"config key 'ls_epsilon' must be in [0, 1), got {ls_epsilon}.")
-    options = TargetOptions(num_classes, ls_method, float(ls_epsilon), label_key, rater_key)
-    cls = RandLabelTargetsd if recipe.random else LabelTargetsd
-    return cls(recipe.targets(options), str(label_mode).lower())
+    classes = int(num_classes) if num_classes is not None and num_classes > 1 else None  # None: a binary (1, ...) map
+    transforms = recipe.targets(TargetOptions(classes, ls_method, float(ls_epsilon), label_key, rater_key))
+    cls = RandLabelTargetsd if any(isinstance(t, Randomizable) for t in transforms) else LabelTargetsd
+    return cls(transforms, str(label_mode).lower())
 
 
 def check_recipe(label_mode: str, loss: _Loss) -> bool:

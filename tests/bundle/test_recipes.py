@@ -55,7 +55,7 @@ def test_recipe_losses_keys_and_randomness():
     fusions = ("majority", "random", "uniform", "weighted", "staple", "raters")
     assert all(dict(LABEL_RECIPES[m].extra_keys) == {"raters": "nearest"} for m in fusions)
     assert all(dict(LABEL_RECIPES[m].extra_keys) == {} for m in ("hard", "ls"))
-    assert [m for m, r in LABEL_RECIPES.items() if r.random] == ["random"]
+    assert [m for m in LABEL_RECIPES if isinstance(label_targets(m), RandLabelTargetsd)] == ["random"]
 
 
 def test_label_recipe_limits_to_the_supported_modes():
