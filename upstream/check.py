@@ -28,6 +28,7 @@ base has a ``docs/source`` (``--docs``).
 from __future__ import annotations
 
 import argparse
+import email
 import importlib.util
 import os
 import re
@@ -97,8 +98,8 @@ def apply_patches(tree: Path, with_docs: bool) -> list[str]:
     modules = []
     for patch in patches:
         git(tree, "apply", "--index", *exclude, str(patch))
-        subject = re.search(r"^Subject: (?:\[PATCH[^\]]*\] )?(.*)$", patch.read_text(), re.M)
-        git(tree, "commit", "-q", "-m", subject.group(1) if subject else patch.stem)
+        subject = " ".join(str(email.message_from_string(patch.read_text())["Subject"] or patch.stem).split())
+        git(tree, "commit", "-q", "-m", re.sub(r"^\[PATCH[^\]]*\] ", "", subject))
         for name in git(tree, "show", "--name-only", "--diff-filter=A", "--format=", "HEAD").split():
             if re.fullmatch(r"tests/.*/test_\w+\.py", name):
                 modules.append(name[:-3].replace("/", "."))
