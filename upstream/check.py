@@ -55,7 +55,9 @@ DOCS_MODULES = {"metrics.rst": "monai.metrics", "transforms.rst": "monai.transfo
 
 def git(tree: Path, *args: str, stdin: str | None = None) -> str:
     env = {**os.environ, **GIT_ENV}
-    done = subprocess.run(["git", *args], cwd=tree, env=env, input=stdin, capture_output=True, text=True)
+    # no signing or hooks from the user's git configuration: the tree is a throwaway
+    command = ["git", "-c", "commit.gpgsign=false", "-c", f"core.hooksPath={os.devnull}", *args]
+    done = subprocess.run(command, cwd=tree, env=env, input=stdin, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed in {tree}:\n{done.stdout}{done.stderr}")
     return done.stdout
