@@ -147,3 +147,17 @@ def test_progress_switch_rejects_an_unknown_spelling():
     parser["progress"] = "maybe"
     with pytest.raises(Exception, match="'progress'"):
         parser.get_parsed_content("train#handlers#4")
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("phi", ["I", "BI"])
+def test_epsilon_auto_follows_the_loss_domain(bundle, phi):
+    """``epsilon_auto`` is E[sum y] over one element of ``@phi``: a "BI" element pools a whole (patch) batch."""
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train"))
+    parser.update(
+        {"phi": phi, "epsilon_auto#datalist": [{"label": torch.ones(2, 2, 2)}], "epsilon_auto#transform": None}
+    )
+    pooled = 1 if phi == "I" else parser["batch_size"] * parser.get("num_samples", 1)
+    eps = parser.get_parsed_content("epsilon_auto")
+    assert torch.allclose(eps, torch.full_like(eps, 4.0 * pooled))  # 4 foreground voxels per image and class
