@@ -161,3 +161,21 @@ def test_epsilon_auto_follows_the_loss_domain(bundle, phi):
     pooled = 1 if phi == "I" else parser["batch_size"] * parser.get("num_samples", 1)
     eps = parser.get_parsed_content("epsilon_auto")
     assert torch.allclose(eps, torch.full_like(eps, 4.0 * pooled))  # 4 foreground voxels per image and class
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_pred_classes_agrees_with_channel_def(bundle):
+    """``pred_classes`` names the output channels of ``channel_def`` in order, and the activation the loss uses."""
+    with open(configs(bundle, "metadata")[0]) as f:
+        meta = json.load(f)
+    pred = meta["network_data_format"]["outputs"]["pred"]
+    channel_def = pred["channel_def"]
+    count, rest = meta["pred_classes"].split(" ", 1)
+    names, detail = rest.split(": ", 1)[1].split(" (", 1)
+    assert int(count) == pred["num_channels"] == len(channel_def)
+    assert names.split(", ") == [channel_def[str(i)] for i in range(len(channel_def))]
+    assert rest.startswith("channel: " if int(count) == 1 else "channels: ")
+    with open(configs(bundle, "train")[0]) as f:
+        loss = json.load(f)["loss"]
+    activation = "sigmoid" if loss.get("sigmoid") else "softmax"
+    assert detail.startswith(f"logits; {activation} gives the probabilit"), detail
