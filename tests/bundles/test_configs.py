@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+from unittest import mock
 
 import pytest
 import torch
 from monai.bundle import ConfigParser, verify_metadata
 from monai.bundle.properties import InferProperties, TrainProperties
+from monai.handlers import TensorBoardStatsHandler
 from monai.utils import BundleProperty, BundlePropertyConfig
 
 from tests.bundles.utils import BUNDLES_DIR, SCHEMA, configs
@@ -179,3 +181,21 @@ def test_metadata_pred_classes_agrees_with_channel_def(bundle):
         loss = json.load(f)["loss"]
     activation = "sigmoid" if loss.get("sigmoid") else "softmax"
     assert detail.startswith(f"logits; {activation} gives the probabilit"), detail
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_zero_creates_tensorboard_writers(bundle, rank, tmp_path):
+    """Under DDP a TensorBoard handler on rank > 0 is disabled (never built, so no events file is written)."""
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train", "multi_gpu_train"))
+    parser["output_dir"] = str(tmp_path)
+    with mock.patch("torch.distributed.get_rank", return_value=rank):
+        handlers = [parser.get_parsed_content(key) for key in ("train#handlers#3", "validate#handlers#1")]
+    for handler in handlers:
+        if rank == 0:
+            assert isinstance(handler, TensorBoardStatsHandler)
+            handler.close()
+        else:
+            assert handler is None
+    assert bool(os.listdir(tmp_path)) == (rank == 0)  # the writer's events file, on rank 0 only
