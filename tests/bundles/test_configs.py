@@ -23,7 +23,7 @@ from monai.bundle.properties import InferProperties, TrainProperties
 from monai.handlers import TensorBoardStatsHandler
 from monai.utils import BundleProperty, BundlePropertyConfig
 
-from tests.bundles.utils import BUNDLES_DIR, SCHEMA, configs
+from tests.bundles.utils import BUNDLES_DIR, SCHEMA, configs, error_chain
 
 BUNDLES = ["kits_2d", "kits_3d", "lits_2d", "lits_3d", "qubiq_2d"]
 FILES = [
@@ -199,3 +199,33 @@ def test_only_rank_zero_creates_tensorboard_writers(bundle, rank, tmp_path):
         else:
             assert handler is None
     assert bool(os.listdir(tmp_path)) == (rank == 0)  # the writer's events file, on rank 0 only
+
+
+@pytest.fixture(scope="module")
+def prostate_with_missing_rater(tmp_path_factory):
+    """A synthetic QUBIQ prostate set of 6 cases whose last one lacks its last rater file (as the real set)."""
+    from monai_dml.data.synthetic import generate_qubiq
+
+    return generate_qubiq(str(tmp_path_factory.mktemp("qubiq")), num_cases=6, size=16, datasets=["prostate"])
+
+
+@pytest.mark.parametrize("policy, expected", [("skip", 5), ("keep", 6), ("error", None), ("drop", None)])
+def test_missing_raters_is_a_bundle_key(prostate_with_missing_rater, policy, expected):
+    """``--missing_raters skip|keep|error`` decides what becomes of a case missing a rater file."""
+    parser = ConfigParser()
+    parser.read_config(configs("qubiq_2d", "train"))
+    parser.update({"dataset_dir": prostate_with_missing_rater, "qubiq_dataset": "prostate", "missing_raters": policy})
+    if policy == "drop":
+        with pytest.raises(Exception) as info:
+            parser.get_parsed_content("data")
+        assert "config key 'missing_raters'" in error_chain(info.value)
+        return
+    data = parser.get_parsed_content("data")
+    if expected is None:
+        with pytest.raises(ValueError, match="case06"):
+            data.datalist()
+        return
+    with pytest.warns(UserWarning, match="case06"):
+        cases = data.datalist()
+    assert len(cases) == expected
+    assert sorted(len(c["raters"]) for c in cases)[0] == (5 if policy == "keep" else 6)
