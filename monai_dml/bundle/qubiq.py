@@ -19,6 +19,7 @@ from monai_dml.bundle.data import BundleData
 from monai_dml.bundle.recipes import LabelMode
 from monai_dml.bundle.utils import check_option
 from monai_dml.data import qubiq_datalist
+from monai_dml.data.utils import IncompletePolicy
 
 __all__ = ["QUBIQ_TASKS", "QubiqData"]
 
@@ -42,6 +43,7 @@ class QubiqData(BundleData):
         qubiq_dataset: str = "kidney",
         qubiq_task: int = 1,
         label_mode: str = "uniform",
+        missing_raters: str = "skip",
         **kwargs: Any,
     ) -> None:
         """
@@ -50,10 +52,15 @@ class QubiqData(BundleData):
             qubiq_dataset: the sub-data set: ``"prostate"``, ``"brain-growth"``, ``"brain-tumor"`` or ``"kidney"``.
             qubiq_task: its task number (prostate 1-2, brain-tumor 1-3, else 1).
             label_mode: the training target; defaults to ``"uniform"`` (the rater mean).
+            missing_raters: a case with fewer rater files than its data set has raters (as one real prostate
+                case): ``"skip"`` leaves it out with a warning naming it (the default, as the paper's code),
+                ``"error"`` fails with the case and the missing files, ``"keep"`` fuses the raters it has (the
+                majority-vote threshold then depends on that case's rater count). See
+                :py:func:`monai_dml.data.qubiq_datalist`.
             kwargs: the arguments of :py:class:`monai_dml.bundle.BundleData`.
 
         Raises:
-            ValueError: naming ``qubiq_dataset`` or ``qubiq_task`` when invalid, and the errors of
+            ValueError: naming ``qubiq_dataset``, ``qubiq_task`` or ``missing_raters`` when invalid, and the errors of
                 :py:class:`monai_dml.bundle.BundleData`.
         """
         super().__init__(dataset_dir, label_mode=label_mode, **kwargs)
@@ -62,6 +69,7 @@ class QubiqData(BundleData):
         if not 1 <= int(qubiq_task) <= tasks:
             raise ValueError(f"config key 'qubiq_task': {self.qubiq_dataset} has tasks 1-{tasks}, got {qubiq_task}.")
         self.qubiq_task = int(qubiq_task)
+        self.missing_raters = check_option(missing_raters, [p.value for p in IncompletePolicy], "missing_raters")
 
     @property
     def in_channels(self) -> int:
@@ -79,5 +87,9 @@ class QubiqData(BundleData):
     def read_datalist(self) -> list[dict[str, Any]]:
         """:py:func:`monai_dml.data.qubiq_datalist` of the sub-data set and task."""
         return qubiq_datalist(
-            self.dataset_dir, datasets=[self.qubiq_dataset], tasks=[self.qubiq_task], num_folds=self.num_folds
+            self.dataset_dir,
+            datasets=[self.qubiq_dataset],
+            tasks=[self.qubiq_task],
+            num_folds=self.num_folds,
+            missing_raters=self.missing_raters,
         )

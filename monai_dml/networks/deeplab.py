@@ -48,19 +48,24 @@ class _ZeroPadShortcut(nn.Module):
     """Parameter-free residual shortcut (ResNet option "A"): strided subsampling, then zero channel padding.
 
     MONAI's ``resnet18``/``resnet34`` build this shortcut as a ``functools.partial`` of a bound method, which
-    TorchScript cannot compile. This module computes the same forward values; unlike MONAI's version (which pads
-    ``out.data``) it lets the gradient flow through the shortcut, as in He et al. (2016).
+    TorchScript cannot compile, and pad ``out.data``, which ``torch.jit.trace`` records as a constant (the example
+    input's shortcut, so a traced model is wrong for any other input). This module computes the same forward values
+    with traceable, scriptable operations. By default the gradient flows through the shortcut, as in He et al.
+    (2016); ``detach=True`` keeps MONAI's gradients (none through the shortcut) with ``detach()``, which tracing
+    records as an operation.
 
     Args:
         spatial_dims: number of spatial dimensions, 2 or 3.
         out_channels: number of channels after padding (must be at least the input channel count).
         stride: subsampling step along each spatial axis.
+        detach: stop the gradient through the shortcut, as MONAI's ``.data`` does. Defaults to False.
     """
 
-    def __init__(self, spatial_dims: int, out_channels: int, stride: int) -> None:
+    def __init__(self, spatial_dims: int, out_channels: int, stride: int, detach: bool = False) -> None:
         super().__init__()
         self.out_channels = out_channels
         self.stride = stride
+        self.detach = detach
         self.pool = Pool[Pool.AVG, spatial_dims](kernel_size=1, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,17 +78,21 @@ class _ZeroPadShortcut(nn.Module):
             Tensor of shape ``(B, out_channels, *ceil(spatial / stride))``.
         """
         out = self.pool(x)
+        if self.detach:
+            out = out.detach()
         shape = list(out.shape)
         shape[1] = self.out_channels - shape[1]
         return torch.cat([out, out.new_zeros(shape)], dim=1)
 
 
-def _make_scriptable(encoder: nn.Module, spatial_dims: int) -> None:
-    """Replace MONAI's ``functools.partial`` shortcuts by :py:class:`_ZeroPadShortcut` modules, in place."""
+def _make_scriptable(encoder: nn.Module, spatial_dims: int, detach: bool = False) -> None:
+    """Replace MONAI's ``functools.partial`` shortcuts by :py:class:`_ZeroPadShortcut` modules, in place; no
+    parameter or buffer changes, so state dicts load either way."""
     for module in encoder.modules():
         if isinstance(module, (ResNetBlock, ResNetBottleneck)) and isinstance(module.downsample, partial):
             keywords = module.downsample.keywords
-            module.downsample = _ZeroPadShortcut(spatial_dims, int(keywords["planes"]), int(keywords["stride"]))
+            planes, stride = int(keywords["planes"]), int(keywords["stride"])
+            module.downsample = _ZeroPadShortcut(spatial_dims, planes, stride, detach=detach)
 
 
 def _dilate_stage(stage: nn.Module, dilation: int) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 
 from monai_dml.utils import look_up_option
 
-from .deeplab import DeepLabV3Plus
+from .deeplab import DeepLabV3Plus, _make_scriptable
 
 __all__ = ["NetworkName", "build_network"]
 
@@ -92,7 +92,10 @@ def build_network(
       (``kernel_size=[3] * 5``, ``strides=[1, 2, 2, 2, 2]``, ``upsample_kernel_size=strides[1:]``), each
       overridable through ``kwargs``.
 
-    Spatial sizes that are multiples of 32 work with every network.
+    Spatial sizes that are multiples of 32 work with every network. Every network compiles with
+    ``torch.jit.script`` (for the ResNet18/34 UNets, MONAI's parameter-free shortcuts are replaced by an equivalent
+    module with the same values and gradients), which is how the bundles export them; ``torch.jit.trace`` bakes in
+    the example's spatial size wherever a network branches on shapes, so script rather than trace.
 
     Pretrained weights (``pretrained=True``) exist only where MONAI provides them, and are downloaded at
     construction; no weights can be downloaded offline, so set ``pretrained`` true only where the weights are
@@ -134,7 +137,7 @@ def build_network(
         _check_pretrained(network, spatial_dims, in_channels)
 
     if network in _FLEXIBLE_UNET_BACKBONES:
-        return FlexibleUNet(
+        unet = FlexibleUNet(
             in_channels,
             out_channels,
             backbone=_FLEXIBLE_UNET_BACKBONES[network],
@@ -142,6 +145,9 @@ def build_network(
             spatial_dims=spatial_dims,
             **kwargs,
         )
+        # resnet18's "A" shortcuts: scriptable and traceable, with MONAI's values and gradients (detach = .data)
+        _make_scriptable(unet.encoder, spatial_dims, detach=True)
+        return unet
     if network in _DEEPLAB_BACKBONES:
         return DeepLabV3Plus(
             spatial_dims=spatial_dims,

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+from unittest import mock
 
 import pytest
 import torch
 from monai.bundle import ConfigParser, verify_metadata
 from monai.bundle.properties import InferProperties, TrainProperties
+from monai.handlers import TensorBoardStatsHandler
 from monai.utils import BundleProperty, BundlePropertyConfig
 
-from tests.bundles.utils import BUNDLES_DIR, SCHEMA, configs
+from tests.bundles.utils import BUNDLES_DIR, SCHEMA, configs, error_chain
 
 BUNDLES = ["kits_2d", "kits_3d", "lits_2d", "lits_3d", "qubiq_2d"]
 FILES = [
@@ -147,3 +149,83 @@ def test_progress_switch_rejects_an_unknown_spelling():
     parser["progress"] = "maybe"
     with pytest.raises(Exception, match="'progress'"):
         parser.get_parsed_content("train#handlers#4")
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("phi", ["I", "BI"])
+def test_epsilon_auto_follows_the_loss_domain(bundle, phi):
+    """``epsilon_auto`` is E[sum y] over one element of ``@phi``: a "BI" element pools a whole (patch) batch."""
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train"))
+    parser.update(
+        {"phi": phi, "epsilon_auto#datalist": [{"label": torch.ones(2, 2, 2)}], "epsilon_auto#transform": None}
+    )
+    pooled = 1 if phi == "I" else parser["batch_size"] * parser.get("num_samples", 1)
+    eps = parser.get_parsed_content("epsilon_auto")
+    assert torch.allclose(eps, torch.full_like(eps, 4.0 * pooled))  # 4 foreground voxels per image and class
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_pred_classes_agrees_with_channel_def(bundle):
+    """``pred_classes`` names the output channels of ``channel_def`` in order, and the activation the loss uses."""
+    with open(configs(bundle, "metadata")[0]) as f:
+        meta = json.load(f)
+    pred = meta["network_data_format"]["outputs"]["pred"]
+    channel_def = pred["channel_def"]
+    count, rest = meta["pred_classes"].split(" ", 1)
+    names, detail = rest.split(": ", 1)[1].split(" (", 1)
+    assert int(count) == pred["num_channels"] == len(channel_def)
+    assert names.split(", ") == [channel_def[str(i)] for i in range(len(channel_def))]
+    assert rest.startswith("channel: " if int(count) == 1 else "channels: ")
+    with open(configs(bundle, "train")[0]) as f:
+        loss = json.load(f)["loss"]
+    activation = "sigmoid" if loss.get("sigmoid") else "softmax"
+    assert detail.startswith(f"logits; {activation} gives the probabilit"), detail
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_zero_creates_tensorboard_writers(bundle, rank, tmp_path):
+    """Under DDP a TensorBoard handler on rank > 0 is disabled (never built, so no events file is written)."""
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train", "multi_gpu_train"))
+    parser["output_dir"] = str(tmp_path)
+    with mock.patch("torch.distributed.get_rank", return_value=rank):
+        handlers = [parser.get_parsed_content(key) for key in ("train#handlers#3", "validate#handlers#1")]
+    for handler in handlers:
+        if rank == 0:
+            assert isinstance(handler, TensorBoardStatsHandler)
+            handler.close()
+        else:
+            assert handler is None
+    assert bool(os.listdir(tmp_path)) == (rank == 0)  # the writer's events file, on rank 0 only
+
+
+@pytest.fixture(scope="module")
+def prostate_with_missing_rater(tmp_path_factory):
+    """A synthetic QUBIQ prostate set of 6 cases whose last one lacks its last rater file (as the real set)."""
+    from monai_dml.data.synthetic import generate_qubiq
+
+    return generate_qubiq(str(tmp_path_factory.mktemp("qubiq")), num_cases=6, size=16, datasets=["prostate"])
+
+
+@pytest.mark.parametrize("policy, expected", [("skip", 5), ("keep", 6), ("error", None), ("drop", None)])
+def test_missing_raters_is_a_bundle_key(prostate_with_missing_rater, policy, expected):
+    """``--missing_raters skip|keep|error`` decides what becomes of a case missing a rater file."""
+    parser = ConfigParser()
+    parser.read_config(configs("qubiq_2d", "train"))
+    parser.update({"dataset_dir": prostate_with_missing_rater, "qubiq_dataset": "prostate", "missing_raters": policy})
+    if policy == "drop":
+        with pytest.raises(Exception) as info:
+            parser.get_parsed_content("data")
+        assert "config key 'missing_raters'" in error_chain(info.value)
+        return
+    data = parser.get_parsed_content("data")
+    if expected is None:
+        with pytest.raises(ValueError, match="case06"):
+            data.datalist()
+        return
+    with pytest.warns(UserWarning, match="case06"):
+        cases = data.datalist()
+    assert len(cases) == expected
+    assert sorted(len(c["raters"]) for c in cases)[0] == (5 if policy == "keep" else 6)

@@ -116,15 +116,30 @@ class TestBuildNetwork(unittest.TestCase):
             build_network(name, spatial_dims=spatial_dims, in_channels=in_channels, pretrained=True)
 
     def test_flexible_unet_script(self):
-        # resnet50/efficientnet encoders compile; MONAI's resnet18/resnet34 encoders keep their parameter-free
-        # shortcut as a functools.partial, which TorchScript rejects (MONAI 1.6.1)
-        net = build_network("unet-resnet50", **SMALL_KWARGS["unet-resnet50"]).eval()
-        self.assertIsInstance(net, FlexibleUNet)
-        scripted = torch.jit.script(net)
-        x = torch.randn(1, 1, 64, 64)
-        torch.testing.assert_close(scripted(x), net(x))
-        with self.assertRaises(RuntimeError):
-            torch.jit.script(build_network("unet-resnet18", **SMALL_KWARGS["unet-resnet18"]))
+        # resnet50/efficientnet encoders compile as MONAI builds them; for resnet18/resnet34 MONAI keeps the
+        # parameter-free shortcut as a functools.partial (TorchScript rejects it), which build_network replaces
+        for name in ("unet-resnet50", "unet-resnet18"):
+            net = build_network(name, **SMALL_KWARGS[name]).eval()
+            self.assertIsInstance(net, FlexibleUNet)
+            scripted = torch.jit.script(net)
+            x = torch.randn(1, 1, 64, 64)
+            torch.testing.assert_close(scripted(x), net(x))
+
+    def test_resnet18_unet_has_monai_values_and_gradients(self):
+        # the replaced shortcut changes nothing but compilability: same state dict keys, outputs and gradients
+        # (none through the shortcut, as MONAI's out.data) as MONAI's own FlexibleUNet with the same weights
+        torch.manual_seed(0)
+        net = build_network("unet-resnet18", out_channels=2, **SMALL_KWARGS["unet-resnet18"])
+        ref = FlexibleUNet(1, 2, backbone="resnet18", spatial_dims=2, **SMALL_KWARGS["unet-resnet18"])
+        ref.load_state_dict(net.state_dict())
+        x = torch.randn(2, 1, 32, 32, requires_grad=True)
+        grads = []
+        for model in (net, ref):
+            model(x).square().sum().backward()
+            grads.append([x.grad.clone()] + [p.grad.clone() for p in model.parameters()])
+            x.grad = None
+        for a, b in zip(*grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 class TestDeepLabV3Plus(unittest.TestCase):
