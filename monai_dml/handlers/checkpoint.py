@@ -68,12 +68,13 @@ class AtomicCheckpointSaver:
 
     Example (bundle config)::
 
-        "checkpoint_saver": {"_target_": "monai_dml.handlers.AtomicCheckpointSaver", "save_dir": "@ckpt_dir",
-                             "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer"},
-                             "filename": "checkpoint_last.pt"}
         "best_model_saver": {"_target_": "monai_dml.handlers.AtomicCheckpointSaver", "save_dir": "@ckpt_dir",
                              "save_dict": {"model": "@network"}, "extra": {"image_size": "@image_size"},
-                             "filename": "model.pt", "key_metric_name": "val_dice"}
+                             "filename": "model.pt", "key_metric_name": "val_dice"},
+        "checkpoint_saver": {"_target_": "monai_dml.handlers.AtomicCheckpointSaver", "save_dir": "@ckpt_dir",
+                             "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer",
+                                           "best_model_saver": "@best_model_saver"},
+                             "filename": "checkpoint_last.pt"}
     """
 
     def __init__(
