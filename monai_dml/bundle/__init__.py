@@ -33,7 +33,15 @@ from .recipes import (
     label_recipe,
     label_targets,
 )
-from .utils import as_bool, check_fold, check_option, inference_data, require_checkpoint, resume_from
+from .utils import (
+    as_bool,
+    check_fold,
+    check_option,
+    extend_schedule,
+    inference_data,
+    require_checkpoint,
+    resume_from,
+)
 
 __all__ = [
     "LABEL_RECIPES",
@@ -53,6 +61,7 @@ __all__ = [
     "check_fold",
     "check_option",
     "check_recipe",
+    "extend_schedule",
     "image_meta",
     "inference_data",
     "label_recipe",

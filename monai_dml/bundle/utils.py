@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
 from typing import Any
+
+import torch
 
 from monai_dml.data.utils import is_nifti
 from monai_dml.utils import as_bool as read_bool, look_up_option
@@ -26,6 +29,7 @@ __all__ = [
     "as_bool",
     "check_fold",
     "check_option",
+    "extend_schedule",
     "inference_data",
     "require_checkpoint",
     "resume_from",
@@ -75,12 +79,24 @@ def check_fold(fold: Any, num_folds: int) -> int:
     return int(fold)
 
 
-def require_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> str:
+def _size(value: Any) -> tuple[int, ...]:
+    """An image size as a tuple; ``256`` and ``[256, 256]`` are the same size."""
+    size = tuple(int(v) for v in (value if isinstance(value, list | tuple) else [value]))
+    return size[:1] if len(set(size)) == 1 else size
+
+
+def require_checkpoint(path: str | os.PathLike, key: str = "checkpoint", image_size: Any = None) -> str:
     """
-    Return ``path`` when it is a file.
+    Return ``path`` when it is a file. With ``image_size``, also compare it with the ``image_size`` the training
+    run saved in the checkpoint (``configs/train.json`` stores it in ``model.pt``) and log a warning when they
+    differ: a network trained on one image size sees objects at another scale when the images are resized to
+    another, and its probabilities are not those that were validated. Checkpoints without a saved size are not
+    compared.
 
     Raises:
         FileNotFoundError: naming the config ``key`` and the path (train first, or override ``key``).
+        ValueError: naming ``key`` and the path when ``image_size`` is given and the file is not a loadable
+            checkpoint.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -88,20 +104,86 @@ def require_checkpoint(path: str | os.PathLike, key: str = "checkpoint") -> str:
             f"config key {key!r}: checkpoint not found: {path}. Train the bundle first (configs/train.json) or "
             f"override {key!r} with the path of a saved model."
         )
+    if image_size is None:
+        return path
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"config key {key!r}: {path} is not a loadable checkpoint ({type(e).__name__}: {e}).") from e
+    trained = checkpoint.get("image_size") if isinstance(checkpoint, dict) else None
+    if trained is not None and _size(trained) != _size(image_size):
+        logging.getLogger(__name__).warning(
+            f"config key 'image_size': {path} was trained on images resized to {trained}, this run resizes them to "
+            f"{image_size}; objects appear at another scale than in training. Use --image_size {trained} unless "
+            "this is intended."
+        )
     return path
 
 
 def resume_from(resume: bool, path: str | os.PathLike) -> bool:
     """
-    Whether to load the last checkpoint at ``path`` before training.
+    Whether to load the last checkpoint at ``path`` before training. ``resume`` is a switch (true/false); the
+    checkpoint is the one ``path`` names (``<ckpt_dir>/checkpoint_last.pt`` in the bundles).
 
     Raises:
-        FileNotFoundError: when ``resume`` is true and there is no checkpoint at ``path``.
+        FileNotFoundError: naming the ``resume`` key and ``path`` when ``resume`` is true and ``path`` is not a file.
+        ValueError: naming the ``resume`` key for a value that is not a switch.
     """
     if not as_bool(resume, "resume"):
         return False
-    require_checkpoint(path, key="resume")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"config key 'resume': no checkpoint to resume from: {path} does not exist. 'resume' is a switch "
+            f"(true/false) that continues the run saved in that file, not a path; run without --resume to start "
+            f"training, or point --bundle_root (or --ckpt_dir) at the folder of the run to continue."
+        )
     return True
+
+
+def extend_schedule(lr_scheduler: Any, epochs: Any) -> Any:
+    """
+    Make a polynomial learning-rate schedule end at ``epochs``, the run's current number of epochs, after a resume
+    restored one that ended elsewhere. The documented rule: with ``e`` epochs done, the next epoch trains at
+
+    ``lr = lr0 * (1 - e / E) ** power``
+
+    with ``E = epochs``, in a fresh run and in a resumed one alike, so ``--resume true --epochs 41`` after a 40-epoch
+    run trains epoch 41 at ``lr0 (1 - 40/41)^p``: the rest of a 41-epoch schedule, not the learning rate 0 that the
+    restored 40-epoch schedule reached. ``PolynomialLR.total_iters`` becomes ``epochs`` and the optimizer's rates
+    are set from the closed form; with an unchanged ``epochs`` (a resume after an interruption) nothing changes. The
+    scheduler is stepped once per epoch (``LrScheduleHandler(epoch_level=True)``). Call it after the checkpoint is
+    loaded; in a fresh run it is a no-op. Other schedulers are returned unchanged, restored as saved.
+
+    Args:
+        lr_scheduler: the scheduler of the run (config key ``lr_scheduler``).
+        epochs: the run's epoch count (config key ``epochs``).
+
+    Returns:
+        ``lr_scheduler``.
+
+    Raises:
+        ValueError: naming ``epochs`` when it is not a positive integer or fewer than the epochs already done.
+    """
+    if isinstance(epochs, bool) or re.fullmatch(r"\d+", str(epochs).strip()) is None or int(epochs) < 1:
+        raise ValueError(f"config key 'epochs' must be a positive integer, got {epochs!r}.")
+    if not isinstance(lr_scheduler, torch.optim.lr_scheduler.PolynomialLR):
+        return lr_scheduler
+    epochs, done = int(epochs), lr_scheduler.last_epoch
+    if done > epochs:
+        raise ValueError(
+            f"config key 'epochs': the learning-rate schedule has {done} epochs done, more than --epochs {epochs}; "
+            f"to extend a run, pass --epochs larger than {done}."
+        )
+    lr_scheduler.total_iters = epochs
+    rates = [base * (1.0 - done / epochs) ** lr_scheduler.power for base in lr_scheduler.base_lrs]
+    for group, lr in zip(lr_scheduler.optimizer.param_groups, rates, strict=True):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+    lr_scheduler._last_lr = rates
+    return lr_scheduler
 
 
 def inference_data(input_path: str | os.PathLike, image_key: str = "image") -> list[dict[str, str]]:

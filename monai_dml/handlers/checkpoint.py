@@ -60,10 +60,20 @@ class AtomicCheckpointSaver:
     Only rank 0 writes under DDP; a wrapped network is saved without its ``module.`` prefix. A temporary file left
     by a write that was killed (``<filename>.tmp<pid>`` of a process that no longer runs) is removed on ``attach``.
 
+    The best-model saver has a state, its best score (:py:meth:`state_dict`): put the saver itself in the last
+    checkpoint's ``save_dict`` (and in the ``CheckpointLoader``'s ``load_dict``) so that a resumed run compares its
+    scores with the best one of the run it continues, instead of overwriting the best model with its first one.
+    ``extra`` stores plain values next to the state dicts, e.g. the training image size, which inference can compare
+    with its own (:py:func:`monai_dml.bundle.require_checkpoint`).
+
     Example (bundle config)::
 
+        "best_model_saver": {"_target_": "monai_dml.handlers.AtomicCheckpointSaver", "save_dir": "@ckpt_dir",
+                             "save_dict": {"model": "@network"}, "extra": {"image_size": "@image_size"},
+                             "filename": "model.pt", "key_metric_name": "val_dice"},
         "checkpoint_saver": {"_target_": "monai_dml.handlers.AtomicCheckpointSaver", "save_dir": "@ckpt_dir",
-                             "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer"},
+                             "save_dict": {"model": "@network", "optimizer": "@optimizer", "trainer": "@train#trainer",
+                                           "best_model_saver": "@best_model_saver"},
                              "filename": "checkpoint_last.pt"}
     """
 
@@ -75,6 +85,7 @@ class AtomicCheckpointSaver:
         key_metric_name: str | None = None,
         key_metric_negative_sign: bool = False,
         save_interval: int = 1,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         """
         Args:
@@ -84,9 +95,12 @@ class AtomicCheckpointSaver:
             key_metric_name: None for the last checkpoint, or the metric that selects the best model.
             key_metric_negative_sign: the smaller ``key_metric_name`` the better. Defaults to False.
             save_interval: for the last checkpoint, save every this many epochs. Defaults to 1.
+            extra: plain values (numbers, strings, lists, dicts of them) saved under their own names next to the
+                state dicts, readable with ``torch.load(..., weights_only=True)``. Defaults to none.
 
         Raises:
-            ValueError: for an empty ``save_dict``, an object without ``state_dict`` or ``save_interval < 1``.
+            ValueError: for an empty ``save_dict``, an object without ``state_dict``, ``save_interval < 1`` or an
+                ``extra`` name that is also in ``save_dict``.
         """
         if not save_dict:
             raise ValueError("save_dict must name at least one object to save.")
@@ -95,12 +109,16 @@ class AtomicCheckpointSaver:
                 raise ValueError(f"save_dict[{name!r}] ({type(obj).__name__}) has no state_dict().")
         if save_interval < 1:
             raise ValueError(f"save_interval must be at least 1, got {save_interval}.")
+        extra = dict(extra or {})
+        if set(extra) & set(save_dict):
+            raise ValueError(f"extra and save_dict share the names {sorted(set(extra) & set(save_dict))}.")
         self.save_dir = os.fspath(save_dir)
         self.save_dict = dict(save_dict)
         self.filename = filename
         self.key_metric_name = key_metric_name
         self.sign = -1.0 if key_metric_negative_sign else 1.0
         self.save_interval = save_interval
+        self.extra = extra
         self.best: float | None = None
         self.logger = logging.getLogger(__name__)
 
@@ -159,6 +177,7 @@ class AtomicCheckpointSaver:
             return
         os.makedirs(self.save_dir, exist_ok=True)
         checkpoint = {name: _state_dict(obj) for name, obj in self.save_dict.items()}
+        checkpoint.update(self.extra)
         tmp = f"{self.path}.tmp{os.getpid()}"
         torch.save(checkpoint, tmp)
         os.replace(tmp, self.path)

@@ -15,16 +15,19 @@ inputs. Case names and the metrics report are tested in ``test_outputs.py``, the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import re
 
 import pytest
+import torch
 
 from monai_dml.bundle import (
     as_bool,
     check_fold,
     check_option,
+    extend_schedule,
     inference_data,
     require_checkpoint,
     resume_from,
@@ -144,6 +147,127 @@ def test_resume_from_needs_the_checkpoint(tmp_path, resume):
         resume_from(resume, path)
     _touch(path)
     assert resume_from(resume, path) is True
+
+
+def test_resume_without_a_checkpoint_says_resume_is_a_switch(tmp_path):
+    path = str(tmp_path / "models" / "checkpoint_last.pt")
+    with pytest.raises(FileNotFoundError) as err:
+        resume_from(True, path)
+    message = str(err.value)
+    assert path in message and "switch (true/false)" in message and "not a path" in message
+    assert "--bundle_root" in message  # the way to point it at an earlier run
+    assert "override 'resume' with the path" not in message  # the old advice, which 'resume' does not accept
+
+
+# -- require_checkpoint(image_size=...) --------------------------------------------------------------------------------
+def _saved(path: pathlib.Path, **extra) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {"weight": torch.zeros(1)}, **extra}, path)
+    return str(path)
+
+
+def test_require_checkpoint_warns_at_another_image_size(tmp_path, caplog):
+    path = _saved(tmp_path / "model.pt", image_size=32)
+    with caplog.at_level(logging.WARNING, logger="monai_dml.bundle.utils"):
+        assert require_checkpoint(path, image_size=32) == path
+        assert require_checkpoint(path, image_size=[32, 32]) == path  # the same size, spelt per dimension
+        assert caplog.records == []
+        assert require_checkpoint(path, image_size=64) == path
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "'image_size'" in message and path in message and "32" in message and "64" in message
+    assert "--image_size 32" in message
+
+
+def test_require_checkpoint_without_a_saved_size_or_without_a_size(tmp_path, caplog):
+    old = _saved(tmp_path / "old.pt")  # written before the size travelled with the model
+    with caplog.at_level(logging.WARNING, logger="monai_dml.bundle.utils"):
+        assert require_checkpoint(old, image_size=64) == old
+        assert require_checkpoint(_saved(tmp_path / "new.pt", image_size=32)) is not None  # no size asked: no check
+    assert caplog.records == []
+
+
+def test_require_checkpoint_names_an_unloadable_file(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"half a checkpoint")
+    with pytest.raises(ValueError) as err:
+        require_checkpoint(path, image_size=32)
+    assert "'checkpoint'" in str(err.value) and str(path) in str(err.value)
+
+
+# -- extend_schedule ---------------------------------------------------------------------------------------------------
+LR0, POWER = 0.1, 2.0
+
+
+def _schedule(total_iters: int) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.PolynomialLR]:
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=LR0)
+    return optimizer, torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total_iters, power=POWER)
+
+
+def _run_epochs(optimizer, scheduler, epochs: int) -> list[float]:
+    """The learning rate of each epoch, the scheduler stepped at every epoch end (LrScheduleHandler)."""
+    rates = []
+    for _ in range(epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def _resumed(saved_optimizer, saved_scheduler, total_iters: int):
+    """A new run built with ``total_iters`` epochs that loads the saved states (what CheckpointLoader does)."""
+    optimizer, scheduler = _schedule(total_iters)
+    optimizer.load_state_dict(saved_optimizer.state_dict())
+    scheduler.load_state_dict(saved_scheduler.state_dict())
+    return optimizer, scheduler
+
+
+def test_extend_schedule_continues_a_longer_run(tmp_path):
+    optimizer, scheduler = _schedule(4)
+    # lr0 (1 - e/4)^2 for e = 0..3: 0.1, 0.05625, 0.025, 0.00625; then 0 after the 4th epoch
+    assert _run_epochs(optimizer, scheduler, 4) == pytest.approx([0.1, 0.05625, 0.025, 0.00625])
+    assert optimizer.param_groups[0]["lr"] == 0.0
+    stale = _resumed(optimizer, scheduler, 6)
+    assert _run_epochs(*stale, 2) == [0.0, 0.0]  # what a bare CheckpointLoader gives: the restored end of the schedule
+    resumed = _resumed(optimizer, scheduler, 6)
+    assert extend_schedule(resumed[1], 6) is resumed[1]
+    # the rest of a 6-epoch schedule: epochs 5 and 6 at lr0 (1 - 4/6)^2 = 0.1/9 and lr0 (1 - 5/6)^2 = 0.1/36
+    assert _run_epochs(*resumed, 2) == pytest.approx([0.1 / 9, 0.1 / 36])
+    assert resumed[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert resumed[1].get_last_lr() == pytest.approx([0.0], abs=1e-12)
+
+
+def test_extend_schedule_leaves_an_interrupted_run_unchanged():
+    optimizer, scheduler = _schedule(4)
+    _run_epochs(optimizer, scheduler, 2)
+    resumed = _resumed(optimizer, scheduler, 4)
+    extend_schedule(resumed[1], "4")  # command-line values arrive as text
+    assert _run_epochs(*resumed, 2) == pytest.approx([0.025, 0.00625])  # epochs 3 and 4 of the uninterrupted run
+    fresh = _schedule(3)
+    extend_schedule(fresh[1], 3)  # a run that starts from scratch
+    assert _run_epochs(*fresh, 3) == pytest.approx([0.1, 0.1 * (2 / 3) ** 2, 0.1 * (1 / 3) ** 2])
+
+
+def test_extend_schedule_refuses_fewer_epochs_than_done():
+    optimizer, scheduler = _schedule(4)
+    _run_epochs(optimizer, scheduler, 3)
+    with pytest.raises(ValueError, match=r"'epochs'.*3 epochs done.*larger than 3"):
+        extend_schedule(scheduler, 2)
+
+
+@pytest.mark.parametrize("epochs", [0, -1, "ten", 2.5, True, None])
+def test_extend_schedule_rejects_a_bad_epoch_count(epochs):
+    with pytest.raises(ValueError, match=re.escape("'epochs'")):
+        extend_schedule(_schedule(4)[1], epochs)
+
+
+def test_extend_schedule_leaves_other_schedulers_as_restored():
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=LR0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    optimizer.step()
+    scheduler.step()
+    assert extend_schedule(scheduler, 10) is scheduler
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
 def test_resume_from_rejects_an_unreadable_switch(tmp_path):

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import ignite.distributed as idist
@@ -54,6 +55,21 @@ def test_teardown_without_a_process_group_closes_writers_only():
     distributed.teardown([handler, other, None], None, writer)
     assert writer.closed and handler.closed
     assert not dist.is_initialized()
+
+
+def test_teardown_ends_the_writer_threads_of_unattached_tensorboard_handlers(tmp_path):
+    # on ranks > 0 the bundles instantiate the TensorBoard handlers without attaching them: each holds a SummaryWriter
+    # whose daemon thread would still be running when the interpreter exits; teardown must end it
+    from monai.handlers import TensorBoardStatsHandler
+
+    before = set(threading.enumerate())
+    handlers = [TensorBoardStatsHandler(log_dir=str(tmp_path / "a")), TensorBoardStatsHandler(log_dir=str(tmp_path))]
+    started = [t for t in threading.enumerate() if t not in before]
+    assert started and all(t.daemon for t in started)
+    distributed.teardown(handlers)
+    for thread in started:
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in started)
 
 
 def test_setup_and_teardown_one_process(tmp_path, monkeypatch):
@@ -143,7 +159,7 @@ def _two_process_run(root: str, data_dir: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_repeated_two_process_runs_all_end_cleanly(tmp_path):
     data_dir = generate_qubiq(str(tmp_path / "data"), num_cases=10, size=32, datasets=["kidney"])
-    for run in range(6):
+    for run in range(20):  # the bar: 20 consecutive 2-process gloo runs exit 0
         root = str(tmp_path / f"run{run}")
         out = _two_process_run(root, data_dir)
         assert out.returncode == 0, f"run {run}: {out.stderr[-3000:]}"

@@ -230,6 +230,16 @@ def test_the_saver_state_can_travel_in_a_checkpoint(tmp_path):
     assert torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["best_saver"] == {"best": 0.6}
 
 
+def test_extra_values_are_saved_next_to_the_state_dicts(tmp_path):
+    saver, net = _best(tmp_path, filename="model.pt", extra={"image_size": [32, 32], "spatial_dims": 2})
+    _run_evaluations(saver, net, [0.5])
+    checkpoint = torch.load(saver.path, weights_only=True)
+    assert checkpoint["image_size"] == [32, 32] and checkpoint["spatial_dims"] == 2
+    loaded = _net()
+    CheckpointLoader(load_path=saver.path, load_dict={"model": loaded})(Engine(lambda e, b: None))  # as inference
+    torch.testing.assert_close(loaded.weight, torch.zeros(1, 2))
+
+
 def test_missing_key_metric_is_named(tmp_path):
     engine = Engine(lambda e, b: None)
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_ece=0.1))
@@ -289,4 +299,6 @@ def test_argument_errors(tmp_path):
         AtomicCheckpointSaver(tmp_path, {"model": _net(), "epochs": 3})
     with pytest.raises(ValueError, match="save_interval"):
         AtomicCheckpointSaver(tmp_path, {"model": _net()}, save_interval=0)
+    with pytest.raises(ValueError, match=re.escape("['model']")):
+        AtomicCheckpointSaver(tmp_path, {"model": _net()}, extra={"model": 1})
     assert os.listdir(tmp_path) == []
