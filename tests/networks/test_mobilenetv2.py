@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import unittest
+from typing import Any
 
 import torch
 from monai.networks.nets import FlexibleUNet
@@ -50,6 +51,7 @@ def _table_parameters(in_channels: int = 3) -> int:
             channels = c
         else:
             for _ in range(n):
+                assert t is not None
                 hidden = channels * t
                 if t != 1:  # the expansion layer of t = 1 is the identity
                     total += channels * hidden + 2 * hidden
@@ -103,7 +105,8 @@ class TestMobileNetV2Encoder(unittest.TestCase):
         self.assertEqual([m.groups for m in convs], [1, c_in * 6, 1])  # expansion, depthwise, projection
         self.assertEqual(convs[1].stride, (stride, stride))
         # a zero projection leaves the shortcut alone: the input where there is one, zeros where there is none
-        last_norm = block.conv[-1][1]
+        projection: Any = block.conv[-1]
+        last_norm = projection[1]
         torch.nn.init.zeros_(last_norm.weight)
         torch.nn.init.zeros_(last_norm.bias)
         x = torch.randn(2, c_in, 8, 8)
@@ -138,7 +141,7 @@ class TestUNetMobileNetV2(unittest.TestCase):
 
     def test_trains_one_step(self):
         torch.manual_seed(0)
-        net = build_network("unet-mobilenetv2", in_channels=1, out_channels=1, decoder_channels=(32, 16, 16, 8, 8))
+        net: Any = build_network("unet-mobilenetv2", in_channels=1, out_channels=1, decoder_channels=(32, 16, 16, 8, 8))
         x = torch.randn(4, 1, 64, 64)
         y = (x > 0.5).float()
         loss_fn = DMLoss(sigmoid=True)

@@ -32,7 +32,7 @@ SMALL_KWARGS: dict[str, dict[str, Any]] = {
     "segresnet": {"init_filters": 8},
     "dynunet": {"filters": (4, 8, 8, 16, 16)},
 }
-NAMES_3D = ["basicunet", "segresnet", "dynunet", "unet-resnet18", "deeplabv3plus-resnet18", "unet-mobilenetv2"]
+NAMES_3D = ["basicunet", "segresnet", "dynunet", "unet-resnet18", "deeplabv3plus-resnet18"]
 
 # both channel settings for every name, except the two slow resnet50 networks (one setting each)
 SHAPE_CASES = [
