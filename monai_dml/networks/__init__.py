@@ -8,11 +8,21 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Segmentation networks: DeepLabV3+ on MONAI's residual encoders and a name-based network factory."""
+"""Segmentation networks: DeepLabV3+ on MONAI's residual encoders, a MobileNetV2 encoder for FlexibleUNet and a
+name-based network factory."""
 
 from __future__ import annotations
 
 from .deeplab import DeepLabV3Plus, deeplab_backbone_names
 from .factory import NetworkName, build_network
+from .mobilenetv2 import MOBILENETV2_SETTINGS, InvertedResidual, MobileNetV2Encoder
 
-__all__ = ["DeepLabV3Plus", "NetworkName", "build_network", "deeplab_backbone_names"]
+__all__ = [
+    "MOBILENETV2_SETTINGS",
+    "DeepLabV3Plus",
+    "InvertedResidual",
+    "MobileNetV2Encoder",
+    "NetworkName",
+    "build_network",
+    "deeplab_backbone_names",
+]

@@ -21,6 +21,7 @@ from torch import nn
 from monai_dml.utils import look_up_option
 
 from .deeplab import DeepLabV3Plus, _make_scriptable
+from .mobilenetv2 import MobileNetV2Encoder  # registers FlexibleUNet's "mobilenetv2" backbone
 
 __all__ = ["NetworkName", "build_network"]
 
@@ -31,6 +32,7 @@ class NetworkName(StrEnum):
     UNET_RESNET18 = "unet-resnet18"
     UNET_RESNET50 = "unet-resnet50"
     UNET_EFFICIENTNET_B0 = "unet-efficientnet-b0"
+    UNET_MOBILENETV2 = "unet-mobilenetv2"
     DEEPLABV3PLUS_RESNET18 = "deeplabv3plus-resnet18"
     DEEPLABV3PLUS_RESNET50 = "deeplabv3plus-resnet50"
     BASICUNET = "basicunet"
@@ -43,6 +45,7 @@ _FLEXIBLE_UNET_BACKBONES = {
     NetworkName.UNET_RESNET18: "resnet18",
     NetworkName.UNET_RESNET50: "resnet50",
     NetworkName.UNET_EFFICIENTNET_B0: "efficientnet-b0",
+    NetworkName.UNET_MOBILENETV2: MobileNetV2Encoder.backbone_names[0],
 }
 _DEEPLAB_BACKBONES = {
     NetworkName.DEEPLABV3PLUS_RESNET18: "resnet18",
@@ -82,9 +85,9 @@ def build_network(
     The networks (every one returns logits of shape ``(B, out_channels, *spatial)`` for an input of shape
     ``(B, in_channels, *spatial)``):
 
-    - ``"unet-resnet18"``, ``"unet-resnet50"``, ``"unet-efficientnet-b0"``: the UNets with these encoders used in
-      the paper, as :py:class:`monai.networks.nets.FlexibleUNet`. The paper's UNet-MobileNetV2 is not available:
-      MONAI has no MobileNetV2 encoder.
+    - ``"unet-resnet18"``, ``"unet-resnet50"``, ``"unet-efficientnet-b0"``, ``"unet-mobilenetv2"``: the UNets with
+      these encoders used in the paper, as :py:class:`monai.networks.nets.FlexibleUNet`; the MobileNetV2 encoder is
+      this package's :py:class:`~monai_dml.networks.MobileNetV2Encoder`, registered with FlexibleUNet.
     - ``"deeplabv3plus-resnet18"``, ``"deeplabv3plus-resnet50"``: :py:class:`~monai_dml.networks.DeepLabV3Plus`.
     - ``"basicunet"``: :py:class:`monai.networks.nets.BasicUNet`.
     - ``"segresnet"``: :py:class:`monai.networks.nets.SegResNet`.
@@ -106,7 +109,7 @@ def build_network(
     - ``unet-resnet18``, ``unet-resnet50``, ``deeplabv3plus-*``: MedicalNet weights (Hugging Face hub, needs
       ``huggingface_hub``), only for ``spatial_dims=3`` and ``in_channels=1``; there are no 2D ResNet weights in
       MONAI (no torchvision ImageNet weights).
-    - ``basicunet``, ``segresnet``, ``dynunet``: none.
+    - ``unet-mobilenetv2``, ``basicunet``, ``segresnet``, ``dynunet``: none.
 
     Args:
         name: network name, a :py:class:`NetworkName` value (case-insensitive).

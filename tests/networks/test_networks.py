@@ -25,6 +25,7 @@ SMALL_KWARGS: dict[str, dict[str, Any]] = {
     "unet-resnet18": {"decoder_channels": (16, 8, 8, 4, 4)},
     "unet-resnet50": {"decoder_channels": (16, 8, 8, 4, 4)},
     "unet-efficientnet-b0": {"decoder_channels": (16, 8, 8, 4, 4)},
+    "unet-mobilenetv2": {"decoder_channels": (16, 8, 8, 4, 4)},
     "deeplabv3plus-resnet18": {"aspp_channels": 8, "decoder_channels": 8, "low_level_channels": 4},
     "deeplabv3plus-resnet50": {"aspp_channels": 8, "decoder_channels": 8, "low_level_channels": 4},
     "basicunet": {"features": (4, 4, 8, 8, 16, 4)},
@@ -88,7 +89,7 @@ class TestBuildNetwork(unittest.TestCase):
 
     def test_unknown_name(self):
         with self.assertRaisesRegex(ValueError, "unet-resnet18"):  # the message lists the options
-            build_network("unet-mobilenetv2")
+            build_network("unet-mobilenetv3")
 
     @parameterized.expand([[0], [1], [4]])
     def test_bad_spatial_dims(self, spatial_dims):
@@ -109,6 +110,7 @@ class TestBuildNetwork(unittest.TestCase):
             ["unet-resnet18", 2, 1],  # MedicalNet weights are 3D only
             ["deeplabv3plus-resnet50", 3, 4],  # ... and single-channel only
             ["unet-efficientnet-b0", 3, 1],  # ImageNet weights are 2D only
+            ["unet-mobilenetv2", 2, 3],  # built from scratch: no weights at all
         ]
     )
     def test_pretrained_unavailable(self, name, spatial_dims, in_channels):
