@@ -70,8 +70,11 @@ class CalibrationSampler:
         >>> from monai_dml.calibration import TemperatureScaling
         >>> sampler = CalibrationSampler(voxels_per_case=100)
         >>> p = torch.softmax(torch.randn(2, 8, 8), dim=0)
-        >>> sampler.add(p, (p > 0.5).float())
-        >>> sampler.fit(TemperatureScaling()).temperature < 1  # labels that follow the argmax: sharpen
+        >>> y = torch.nn.functional.one_hot(torch.multinomial(p.reshape(2, -1).T, 1)[:, 0], 2).T.reshape(2, 8, 8)
+        >>> sampler.add(p, y.float())
+        >>> sampler.probs[0].shape  # 64 voxels: all kept
+        torch.Size([2, 64])
+        >>> sampler.fit(TemperatureScaling()).temperature > 0
         True
     """
 
