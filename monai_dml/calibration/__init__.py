@@ -13,5 +13,15 @@
 from __future__ import annotations
 
 from .posthoc import KDECalibrator, PosthocCalibrator, TemperatureScaling, calibration_report
+from .teacher import CalibrationMethod, CalibrationSampler, calibrated, calibrator_by_name
 
-__all__ = ["KDECalibrator", "PosthocCalibrator", "TemperatureScaling", "calibration_report"]
+__all__ = [
+    "CalibrationMethod",
+    "CalibrationSampler",
+    "KDECalibrator",
+    "PosthocCalibrator",
+    "TemperatureScaling",
+    "calibrated",
+    "calibration_report",
+    "calibrator_by_name",
+]

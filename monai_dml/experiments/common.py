@@ -16,14 +16,15 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["machine", "stopwatch", "write_results"]
+__all__ = ["machine", "paired_test", "predict_logits", "stopwatch", "train_segmenter", "write_results"]
 
 
 def machine() -> dict[str, Any]:
@@ -63,3 +64,76 @@ def write_results(results: dict[str, Any], output_dir: str | Path, name: str) ->
     payload = {"experiment": name, "machine": machine(), **results}
     path.write_text(json.dumps(payload, indent=1, default=float) + "\n")
     return path
+
+
+TargetSource = Callable[[int], Sequence[torch.Tensor]]
+
+
+def train_segmenter(
+    network: torch.nn.Module,
+    images: torch.Tensor,
+    targets: Sequence[torch.Tensor] | TargetSource,
+    loss_fn: Callable[..., torch.Tensor],
+    epochs: int,
+    batch_size: int = 8,
+    learning_rate: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    poly_power: float = 0.9,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """
+    The papers' training recipe in a plain loop (Wang et al. 2023, Sect. 3.2): SGD with momentum and weight decay,
+    the learning rate decayed per epoch by the poly policy (``torch.optim.lr_scheduler.PolynomialLR``), shuffled
+    mini-batches drawn from a seeded generator.
+
+    Args:
+        network: the model, trained in place.
+        images: ``(N, C_in, spatial...)`` training images.
+        targets: the loss's targets, each ``(N, ...)`` (e.g. ``(label,)`` or ``(label, teacher)``); or a function of
+            the epoch returning them (targets drawn anew each epoch, e.g. a random rater).
+        loss_fn: called as ``loss_fn(logits, *batch_targets)``.
+        epochs: number of passes over the data.
+        batch_size, learning_rate, momentum, weight_decay, poly_power: the optimiser's settings.
+        seed: seed of the batch order.
+
+    Returns:
+        ``network``, in evaluation mode.
+    """
+    optimizer = torch.optim.SGD(network.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=epochs, power=poly_power)
+    generator = torch.Generator().manual_seed(seed)
+    network.train()
+    for epoch in range(epochs):
+        epoch_targets = targets(epoch) if callable(targets) else targets
+        order = torch.randperm(images.shape[0], generator=generator)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            loss = loss_fn(network(images[index]), *(t[index] for t in epoch_targets))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+    return network.eval()
+
+
+@torch.no_grad()
+def predict_logits(network: torch.nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """The logits of ``network`` (in evaluation mode) on ``images`` ``(N, C_in, spatial...)``, in batches."""
+    network.eval()
+    return torch.cat([network(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> float:
+    """
+    Two-sided Wilcoxon signed-rank test of paired per-case scores (the same validation cases under two training
+    settings); returns the p-value, 1.0 when every pair is equal.
+    """
+    from scipy.stats import wilcoxon
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"a and b must be paired 1D sequences of the same length, got {x.shape} and {y.shape}.")
+    if np.allclose(x, y, rtol=0.0, atol=1e-12):
+        return 1.0
+    return float(wilcoxon(x, y).pvalue)
