@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import nibabel as nib
+import numpy as np
 from monai.utils import StrEnum
 
 from monai_dml.data.folds import assign_folds, natural_key
@@ -25,10 +26,13 @@ from monai_dml.data.folds import assign_folds, natural_key
 __all__ = [
     "IncompletePolicy",
     "check_dataset_dir",
+    "check_image_file",
     "check_label_shape",
+    "check_mask_file",
     "finish_datalist",
     "is_nifti",
     "nifti_stem",
+    "read_nifti_data",
     "read_nifti_shape",
     "report_incomplete",
 ]
@@ -107,6 +111,93 @@ def read_nifti_shape(path: str) -> tuple[int, ...]:
         return tuple(int(s) for s in img.shape)
     except Exception as e:
         raise ValueError(f"could not read the NIfTI header of {path}: {e}") from e
+
+
+def read_nifti_data(path: str, what: str = "file") -> np.ndarray:
+    """
+    Read a NIfTI file's whole array, so that a file whose header is intact but whose data are cut short (a
+    truncated ``.nii.gz``: ``EOFError`` in gzip) or corrupt fails here, naming the file, rather than later inside
+    a data loader.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        what: what the file is, for the message (``"image"``, ``"rater file"``, ...). Defaults to ``"file"``.
+
+    Returns:
+        the stored array (on-disk dtype, scaling applied by nibabel).
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: when it cannot be read in full, naming the path and the reader's error.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        img: Any = nib.load(path)
+        return np.asanyarray(img.dataobj)
+    except Exception as e:
+        raise ValueError(
+            f"could not read {what} {path} ({type(e).__name__}: {e}); the file is corrupt or truncated."
+        ) from e
+
+
+def _check_finite(data: np.ndarray, path: str, what: str) -> None:
+    if np.issubdtype(data.dtype, np.floating) and not bool(np.isfinite(data).all()):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise ValueError(f"{what} {path} holds {bad} NaN or Inf value(s) (shape {data.shape}).")
+
+
+def check_image_file(path: str, what: str = "image") -> tuple[int, ...]:
+    """
+    Read an image file in full (:py:func:`read_nifti_data`) and check that its values are finite.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        what: what the file is, for the message. Defaults to ``"image"``.
+
+    Returns:
+        the shape of the stored array.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: naming the file, when it cannot be read in full or holds NaN or Inf.
+    """
+    data = read_nifti_data(path, what)
+    _check_finite(data, path, what)
+    return tuple(int(s) for s in data.shape)
+
+
+def check_mask_file(path: str, what: str = "rater file") -> tuple[int, ...]:
+    """
+    Read a binary mask file in full (:py:func:`read_nifti_data`) and check that it holds only 0 and 1.
+
+    Masks stored as 0/255 (the 8-bit image convention of PNG exports) are refused with a message saying so rather
+    than rescaled: a mask whose maximum is 255 may as well be a label map or an intensity image saved by mistake,
+    and a silent division would hide that. Rewrite such files as 0/1 (e.g. ``mask // 255``).
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        what: what the file is, for the message. Defaults to ``"rater file"``.
+
+    Returns:
+        the shape of the stored array.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: naming the file, when it cannot be read in full, holds NaN or Inf, or values other than 0 and 1.
+    """
+    data = read_nifti_data(path, what)
+    _check_finite(data, path, what)
+    if data.size == 0 or bool(np.isin(data, (0, 1)).all()):
+        return tuple(int(s) for s in data.shape)
+    values = np.unique(data)
+    shown = ", ".join(f"{v:g}" for v in values[:8].tolist()) + (", ..." if values.size > 8 else "")
+    if bool(np.isin(values, (0, 255)).all()):
+        raise ValueError(
+            f"{what} {path} holds 0/255 values (the 8-bit image convention); binary masks must hold 0 and 1. "
+            "Rewrite the file as 0/1 (e.g. mask // 255)."
+        )
+    raise ValueError(f"{what} {path} must be a binary mask of 0 and 1, found values [{shown}].")
 
 
 def _trim(shape: Sequence[int]) -> tuple[int, ...]:
