@@ -32,6 +32,7 @@ from monai_dml.data.utils import (
     report_incomplete,
 )
 from monai_dml.transforms import LoadRaters, rater_dice_to_majority
+from monai_dml.utils import look_up_option
 
 __all__ = [
     "QUBIQ_DATASETS",
@@ -125,8 +126,8 @@ def qubiq_datalist(
         ('kidney/case01', 3, 0)
     """
     root = check_dataset_dir(dataset_dir)
-    missing_policy = IncompletePolicy(missing_raters)
-    incomplete_policy = IncompletePolicy(incomplete)
+    missing_policy = look_up_option(missing_raters, IncompletePolicy, "missing_raters")
+    incomplete_policy = look_up_option(incomplete, IncompletePolicy, "incomplete")
     if incomplete_policy == IncompletePolicy.KEEP:
         raise ValueError("incomplete must be 'error' or 'skip' (a case without image or raters cannot be kept).")
     if datasets is None:
@@ -135,7 +136,11 @@ def qubiq_datalist(
         names = list(datasets)
         for name in names:
             if not os.path.isdir(os.path.join(root, name)):
-                raise FileNotFoundError(f"QUBIQ dataset folder not found: {os.path.join(root, name)}")
+                present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+                raise FileNotFoundError(
+                    f"dataset_dir {root} has no QUBIQ dataset folder {name!r} ({os.path.join(root, name)}); "
+                    f"folders found: {present}."
+                )
     entries: list[dict[str, Any]] = []
     lacking: dict[str, str] = {}
     short: dict[str, str] = {}

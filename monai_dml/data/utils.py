@@ -22,6 +22,7 @@ import numpy as np
 from monai.utils import StrEnum
 
 from monai_dml.data.folds import assign_folds, natural_key
+from monai_dml.utils import look_up_option
 
 __all__ = [
     "IncompletePolicy",
@@ -110,7 +111,9 @@ def read_nifti_shape(path: str) -> tuple[int, ...]:
         img: Any = nib.load(path)
         return tuple(int(s) for s in img.shape)
     except Exception as e:
-        raise ValueError(f"could not read the NIfTI header of {path}: {e}") from e
+        raise ValueError(
+            f"could not read the NIfTI header of {path}: {e} (the file is corrupt, truncated or not NIfTI)."
+        ) from e
 
 
 def read_nifti_data(path: str, what: str = "file") -> np.ndarray:
@@ -128,17 +131,20 @@ def read_nifti_data(path: str, what: str = "file") -> np.ndarray:
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: when it cannot be read in full, naming the path and the reader's error.
+        ValueError: when it cannot be read in full or holds no voxel, naming the path (and the reader's error).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
         img: Any = nib.load(path)
-        return np.asanyarray(img.dataobj)
+        data = np.asanyarray(img.dataobj)
     except Exception as e:
         raise ValueError(
             f"could not read {what} {path} ({type(e).__name__}: {e}); the file is corrupt or truncated."
         ) from e
+    if data.size == 0:
+        raise ValueError(f"{what} {path} holds no voxel (shape {data.shape}).")
+    return data
 
 
 def _check_finite(data: np.ndarray, path: str, what: str) -> None:
@@ -188,7 +194,7 @@ def check_mask_file(path: str, what: str = "rater file") -> tuple[int, ...]:
     """
     data = read_nifti_data(path, what)
     _check_finite(data, path, what)
-    if data.size == 0 or bool(np.isin(data, (0, 1)).all()):
+    if bool(np.isin(data, (0, 1)).all()):
         return tuple(int(s) for s in data.shape)
     values = np.unique(data)
     shown = ", ".join(f"{v:g}" for v in values[:8].tolist()) + (", ..." if values.size > 8 else "")
@@ -302,7 +308,7 @@ def finish_datalist(
     Raises:
         ValueError: as :py:func:`report_incomplete`, when no case was found, or for a shape mismatch.
     """
-    policy = IncompletePolicy(incomplete)
+    policy = look_up_option(incomplete, IncompletePolicy, "incomplete")
     if policy == IncompletePolicy.KEEP:
         raise ValueError("incomplete must be 'error' or 'skip' (a case without its label cannot be kept).")
     report_incomplete(lacking, policy, "a label file")
