@@ -394,7 +394,19 @@ def _(ctx):
 @entry("bundle-ct-label-truncated", ValueError, bundle=True)
 def _(ctx):
     path = truncate(lits_label(ctx), drop=200)
-    return lits_bundle(ctx), [path]
+    return lits_bundle(ctx), [path, "truncated"]
+
+
+@entry("bundle-ct-image-truncated", ValueError, bundle=True)
+def _(ctx):
+    path = truncate(ctx.lits() / "Training Batch 2" / "volume-2.nii", drop=200)  # LiTS: uncompressed .nii
+    return lits_bundle(ctx), [path, "truncated"]
+
+
+@entry("bundle-ct-3d-image-truncated", ValueError, bundle=True)
+def _(ctx):
+    path = truncate(ctx.kits() / "case_00003" / "imaging.nii.gz")  # KiTS: .nii.gz, 3D bundle
+    return ctx.init_bundle("kits_3d", dataset_dir=str(ctx.kits()), layout="kits19"), [path, "truncated"]
 
 
 @entry("bundle-ct-label-shape-mismatch", ValueError, bundle=True)
@@ -498,9 +510,15 @@ def _(ctx):
 
 @entry("qubiq-files-image-truncated", ValueError)
 def _(ctx):
+    listing = qubiq_datalist(ctx.qubiq(), datasets=["kidney"])  # listed while intact, then cut short
     path = truncate(image(ctx))
-    listing = qubiq_datalist(ctx.qubiq(), datasets=["kidney"])  # the header still reads: listing works
     return lambda: check_qubiq_files(listing, in_channels=1), [path, "EOFError"]
+
+
+@entry("nifti-gz-truncated-header-intact", ValueError)
+def _(ctx):
+    path = truncate(nifti(ctx.tmp / "volume.nii.gz", np.random.default_rng(0).random((24, 24, 8), np.float32)))
+    return lambda: read_nifti_shape(path), [path, "truncated"]
 
 
 @entry("qubiq-files-rater-empty-mask", ValueError)

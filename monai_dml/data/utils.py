@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "check_image_file",
     "check_label_shape",
     "check_mask_file",
+    "check_nifti_length",
     "finish_datalist",
     "is_nifti",
     "nifti_stem",
@@ -93,7 +96,9 @@ def check_dataset_dir(dataset_dir: str | os.PathLike) -> str:
 
 def read_nifti_shape(path: str) -> tuple[int, ...]:
     """
-    Read a NIfTI file's array shape from its header only (nibabel loads the data lazily).
+    Read a NIfTI file's array shape from its header only (nibabel loads the data lazily), and check that the file
+    is long enough for the array its header describes (:py:func:`check_nifti_length`), so that a truncated file
+    fails here, naming itself, rather than with a bare ``EOFError`` in a data loader.
 
     Args:
         path: a ``.nii`` or ``.nii.gz`` file.
@@ -103,17 +108,61 @@ def read_nifti_shape(path: str) -> tuple[int, ...]:
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: when it is not a readable NIfTI file (corrupt, truncated header, not NIfTI), naming the path.
+        ValueError: when it is not a readable NIfTI file (corrupt, truncated, not NIfTI), naming the path.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file not found: {path}")
     try:
         img: Any = nib.load(path)
-        return tuple(int(s) for s in img.shape)
+        shape = tuple(int(s) for s in img.shape)
     except Exception as e:
         raise ValueError(
             f"could not read the NIfTI header of {path}: {e} (the file is corrupt, truncated or not NIfTI)."
         ) from e
+    check_nifti_length(path, img)
+    return shape
+
+
+def check_nifti_length(path: str, img: Any = None) -> None:
+    """
+    Check, without reading the data, that a NIfTI file holds as many bytes as its header announces.
+
+    An uncompressed ``.nii`` must be at least ``vox_offset + voxels * itemsize`` bytes long. A ``.nii.gz`` ends with
+    the uncompressed length (modulo 2**32, the gzip trailer); a file cut short ends with other bytes. Only when that
+    quick test fails is the file decompressed, so that a valid file written as several gzip members (whose trailer
+    gives the last member's length) is never refused.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        img: the file loaded by ``nibabel.load``; None loads it (header only).
+
+    Raises:
+        ValueError: naming the file when it is shorter than its header says (truncated) or not valid gzip.
+    """
+    img = nib.load(path) if img is None else img
+    proxy = getattr(img, "dataobj", None)
+    offset, dtype = getattr(proxy, "offset", None), getattr(proxy, "dtype", None)
+    if offset is None or dtype is None:  # not a file-backed array proxy: nothing to compare
+        return
+    expected = int(offset) + int(np.prod(img.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if not path.endswith(".gz"):
+        size = os.path.getsize(path)
+        if size < expected:
+            raise ValueError(f"{path} is truncated: {size} bytes, but its header needs {expected}.")
+        return
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        if int.from_bytes(f.read(4), "little") == expected % 2**32:
+            return
+    length = 0
+    try:
+        with gzip.open(path, "rb") as g:
+            while chunk := g.read(1 << 24):
+                length += len(chunk)
+    except (EOFError, OSError, zlib.error) as e:
+        raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}).") from e
+    if length < expected:
+        raise ValueError(f"{path} is truncated: {length} bytes uncompressed, but its header needs {expected}.")
 
 
 def read_nifti_data(path: str, what: str = "file") -> np.ndarray:
