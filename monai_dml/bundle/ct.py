@@ -126,4 +126,14 @@ class CTData(BundleData):
         volumes = self.train_cases()
         if self.spatial_dims == 3:
             return volumes
-        return build_slice_index(volumes, labels=self.slice_labels, progress=False)
+        return build_slice_index(volumes, labels=self.slice_labels, progress=False, num_classes=self.num_classes)
+
+    def check_files(self) -> None:
+        """
+        The checks of :py:class:`monai_dml.bundle.BundleData`, and in 2D the slice index of the training volumes
+        (read once and cached): a label volume that cannot be read or holds values outside ``[0, num_classes)``
+        (a 0/255 mask) fails before training, naming the file. 3D volumes are read when the data loader loads them.
+        """
+        self.datalist()
+        if self.spatial_dims == 2:
+            self.train_data()

@@ -117,17 +117,30 @@ class BundleData:
 
         Raises:
             FileNotFoundError: naming ``dataset_dir`` when it does not exist and is not the synthetic folder.
+            ValueError: naming ``dataset_dir`` when it holds no case, or naming the file that
+                :py:meth:`check_files` finds bad.
         """
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank = torch.distributed.get_rank() if dist else 0
         if rank == 0:
             self._ensure_dataset()
-            self.datalist()
+            self.check_files()
         if dist:
             torch.distributed.barrier()
         if rank != 0:
             self.datalist()
         return self
+
+    def check_files(self) -> None:
+        """
+        List the data set and check its files before training starts, so that a bad file fails here with its path
+        rather than inside a data loader. This base class checks what the readers check (the folder, complete
+        cases, label shapes from the NIfTI headers); subclasses read more where that is cheap.
+
+        Raises:
+            ValueError: naming the file or the config key.
+        """
+        self.datalist()
 
     def _ensure_dataset(self) -> None:
         if os.path.isdir(self.dataset_dir):

@@ -18,7 +18,7 @@ from typing import Any
 from monai_dml.bundle.data import BundleData
 from monai_dml.bundle.recipes import LabelMode
 from monai_dml.bundle.utils import check_option
-from monai_dml.data import qubiq_datalist
+from monai_dml.data import check_qubiq_files, qubiq_datalist
 from monai_dml.data.utils import IncompletePolicy
 
 __all__ = ["QUBIQ_TASKS", "QubiqData"]
@@ -83,6 +83,14 @@ class QubiqData(BundleData):
         generate_qubiq(
             out_dir, self.synthetic_cases, self.synthetic_size, seed=self.seed, datasets=[self.qubiq_dataset]
         )
+
+    def check_files(self) -> None:
+        """
+        Read every image and rater file in full (:py:func:`monai_dml.data.check_qubiq_files`): a corrupt or
+        truncated file, NaN/Inf, rater masks other than 0/1 (0/255 included) or an image with other than
+        :py:attr:`in_channels` channels fails before training, naming the file. The 2D sets are small (seconds).
+        """
+        check_qubiq_files(self.datalist(), in_channels=self.in_channels)
 
     def read_datalist(self) -> list[dict[str, Any]]:
         """:py:func:`monai_dml.data.qubiq_datalist` of the sub-data set and task."""

@@ -34,7 +34,7 @@ from .folds import FoldMethod, assign_folds, natural_key, split_folds
 from .kits import KITS_LABELS, kits_datalist
 from .lits import LITS_LABELS, lits_datalist
 from .preprocessing import KITS_HU_WINDOW, LITS_HU_WINDOW, ct_2d_transforms, ct_3d_transforms, qubiq_2d_transforms
-from .qubiq import QUBIQ_DATASETS, QUBIQ_RATERS, QUBIQ_TABLE1, qubiq_datalist, qubiq_rater_agreement
+from .qubiq import QUBIQ_DATASETS, QUBIQ_RATERS, QUBIQ_TABLE1, check_qubiq_files, qubiq_datalist, qubiq_rater_agreement
 from .slices import axial_axis, build_slice_index
 from .utils import IncompletePolicy
 
@@ -88,6 +88,7 @@ __all__ = [
     "assign_folds",
     "axial_axis",
     "build_slice_index",
+    "check_qubiq_files",
     "ct_2d_transforms",
     "ct_3d_transforms",
     "kits_datalist",

@@ -24,14 +24,24 @@ from monai_dml.data.folds import FoldMethod, assign_folds, natural_key
 from monai_dml.data.utils import (
     IncompletePolicy,
     check_dataset_dir,
+    check_image_file,
     check_label_shape,
+    check_mask_file,
     is_nifti,
     read_nifti_shape,
     report_incomplete,
 )
 from monai_dml.transforms import LoadRaters, rater_dice_to_majority
+from monai_dml.utils import look_up_option
 
-__all__ = ["QUBIQ_DATASETS", "QUBIQ_RATERS", "QUBIQ_TABLE1", "qubiq_datalist", "qubiq_rater_agreement"]
+__all__ = [
+    "QUBIQ_DATASETS",
+    "QUBIQ_RATERS",
+    "QUBIQ_TABLE1",
+    "check_qubiq_files",
+    "qubiq_datalist",
+    "qubiq_rater_agreement",
+]
 
 # QUBIQ folder names: the four of 2020, plus the two 3D CT sets of 2021
 QUBIQ_DATASETS = ("prostate", "brain-growth", "brain-tumor", "kidney", "pancreas", "pancreatic-lesion")
@@ -116,8 +126,8 @@ def qubiq_datalist(
         ('kidney/case01', 3, 0)
     """
     root = check_dataset_dir(dataset_dir)
-    missing_policy = IncompletePolicy(missing_raters)
-    incomplete_policy = IncompletePolicy(incomplete)
+    missing_policy = look_up_option(missing_raters, IncompletePolicy, "missing_raters")
+    incomplete_policy = look_up_option(incomplete, IncompletePolicy, "incomplete")
     if incomplete_policy == IncompletePolicy.KEEP:
         raise ValueError("incomplete must be 'error' or 'skip' (a case without image or raters cannot be kept).")
     if datasets is None:
@@ -126,7 +136,11 @@ def qubiq_datalist(
         names = list(datasets)
         for name in names:
             if not os.path.isdir(os.path.join(root, name)):
-                raise FileNotFoundError(f"QUBIQ dataset folder not found: {os.path.join(root, name)}")
+                present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+                raise FileNotFoundError(
+                    f"dataset_dir {root} has no QUBIQ dataset folder {name!r} ({os.path.join(root, name)}); "
+                    f"folders found: {present}."
+                )
     entries: list[dict[str, Any]] = []
     lacking: dict[str, str] = {}
     short: dict[str, str] = {}
@@ -188,6 +202,48 @@ def qubiq_datalist(
             for rater in entry["raters"]:
                 check_label_shape(image, rater, channels_last=entry["dataset"] == "brain-tumor", image_shape=shape)
     return entries
+
+
+def check_qubiq_files(datalist: Sequence[dict[str, Any]], in_channels: int | None = None) -> None:
+    """
+    Read every image and rater file of a QUBIQ data list in full, so that a bad file fails before training starts
+    and names itself, instead of failing inside a data loader with no path: a corrupt or truncated file, NaN or Inf
+    values, rater masks other than 0/1 (0/255 included, see :py:func:`monai_dml.data.utils.check_mask_file`) and,
+    with ``in_channels``, a 2D image with another number of channels. Each file is read once; the 2D QUBIQ 2020
+    sets are small (a few hundred slices), so this costs seconds.
+
+    Args:
+        datalist: entries from :py:func:`qubiq_datalist`.
+        in_channels: the channels each 2D image must have: 1 for ``(H, W)`` or ``(H, W, 1)``, ``C`` for
+            ``(H, W, C)`` (brain-tumor: 4). None does not check.
+
+    Raises:
+        ValueError: naming the file (and, for the channels, the shape found).
+        FileNotFoundError: for a file that no longer exists.
+    """
+    images: set[str] = set()
+    raters: set[str] = set()
+    for entry in datalist:
+        image = entry["image"]
+        if image not in images:
+            images.add(image)
+            shape = check_image_file(image)
+            if in_channels is not None:
+                planar = list(shape)
+                while len(planar) > 2 and planar[-1] == 1:
+                    planar.pop()
+                channels = planar[2] if len(planar) == 3 else 1
+                if len(planar) > 3 or channels != in_channels:
+                    expected = "(H, W) or (H, W, 1)" if in_channels == 1 else f"(H, W, {in_channels})"
+                    raise ValueError(
+                        f"image {image} has shape {shape} ({channels} channel(s) in the last axis), but the "
+                        f"{entry.get('dataset', 'QUBIQ')} images here have {in_channels} channel(s): "
+                        f"expected {expected}."
+                    )
+        for path in entry["raters"]:
+            if path not in raters:
+                raters.add(path)
+                check_mask_file(path)
 
 
 def qubiq_rater_agreement(

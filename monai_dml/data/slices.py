@@ -26,7 +26,7 @@ tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
 __all__ = ["axial_axis", "build_slice_index"]
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the label range of each volume is kept too
 DEFAULT_CACHE_NAME = "monai_dml_slice_index.json"
 
 
@@ -55,9 +55,32 @@ def _volume_slices(path: str, labels: Sequence[int]) -> dict[str, Any]:
         raise ValueError(f"could not read label volume {path}: {e}") from e
     if data.ndim != 3:
         raise ValueError(f"label volume {path} must be 3D, got shape {data.shape}.")
+    if data.size == 0:
+        raise ValueError(f"label volume {path} is empty (shape {data.shape}).")
+    if np.issubdtype(data.dtype, np.floating) and not bool(np.isfinite(data).all()):
+        raise ValueError(f"label volume {path} holds NaN or Inf values; a label map holds whole numbers.")
+    whole = not np.issubdtype(data.dtype, np.floating) or bool((data == np.round(data)).all())
     axis = axial_axis(img.affine)
     hits = np.isin(data, np.asarray(labels)).any(axis=tuple(a for a in range(3) if a != axis))
-    return {"axis": axis, "depth": int(data.shape[axis]), "slices": np.flatnonzero(hits).tolist()}
+    return {
+        "axis": axis,
+        "depth": int(data.shape[axis]),
+        "slices": np.flatnonzero(hits).tolist(),
+        "range": [float(data.min()), float(data.max())],
+        "whole": whole,
+    }
+
+
+def _check_range(path: str, info: dict[str, Any], num_classes: int) -> None:
+    lo, hi = info["range"]
+    if lo >= 0 and hi <= num_classes - 1 and info["whole"]:
+        return
+    kind = "" if info["whole"] else ", not all whole numbers"
+    hint = " (0/255: an 8-bit mask; rewrite it as a label map)" if hi == 255 else ""
+    raise ValueError(
+        f"label volume {path} must hold labels 0-{num_classes - 1} (num_classes={num_classes}), got values in "
+        f"[{lo:g}, {hi:g}]{kind}{hint}."
+    )
 
 
 def _stamp(path: str) -> list[int]:
@@ -71,6 +94,7 @@ def build_slice_index(
     label_key: str = "label",
     cache_file: str | os.PathLike | None = None,
     progress: bool = True,
+    num_classes: int | None = None,
 ) -> list[dict[str, Any]]:
     """
     List the 2D training slices of CT volumes: every axial slice whose label map holds one of ``labels`` (the
@@ -88,14 +112,16 @@ def build_slice_index(
         cache_file: the JSON cache; None puts ``monai_dml_slice_index.json`` in the folder that holds all label
             files (their common folder). Not writable: a warning, and the index is still returned.
         progress: show a tqdm progress bar when tqdm is installed. Defaults to True.
+        num_classes: when given, every label volume must hold whole numbers in ``[0, num_classes)`` (a 0/255 mask,
+            a float image passed as a label fail here, naming the file). Defaults to None (not checked).
 
     Returns:
         one entry per slice: a copy of the volume's entry plus ``"slice"`` (index) and ``"axis"`` (voxel axis),
         ordered as ``datalist`` and by slice.
 
     Raises:
-        ValueError: for an empty ``datalist``, an entry without ``label_key``, a label file that cannot be read or
-            is not 3D (naming it).
+        ValueError: for an empty ``datalist``, an entry without ``label_key``, a label file that cannot be read, is
+            not 3D, holds NaN/Inf or (with ``num_classes``) values outside ``[0, num_classes)`` (naming it).
 
     Warns:
         UserWarning: listing the volumes with no selected slice (they add no entry; e.g. a tumour-free volume).
@@ -132,6 +158,8 @@ def build_slice_index(
         if volumes.get(path, {}).get("stamp") != stamp:
             volumes[path] = {"stamp": stamp, **_volume_slices(path, wanted)}
             changed = True
+        if num_classes is not None:
+            _check_range(path, volumes[path], int(num_classes))
     if changed:
         try:
             with open(cache_path, "w") as f:

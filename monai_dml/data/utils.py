@@ -12,23 +12,31 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import nibabel as nib
+import numpy as np
 from monai.utils import StrEnum
 
 from monai_dml.data.folds import assign_folds, natural_key
+from monai_dml.utils import look_up_option
 
 __all__ = [
     "IncompletePolicy",
     "check_dataset_dir",
+    "check_image_file",
     "check_label_shape",
+    "check_mask_file",
+    "check_nifti_length",
     "finish_datalist",
     "is_nifti",
     "nifti_stem",
+    "read_nifti_data",
     "read_nifti_shape",
     "report_incomplete",
 ]
@@ -88,7 +96,9 @@ def check_dataset_dir(dataset_dir: str | os.PathLike) -> str:
 
 def read_nifti_shape(path: str) -> tuple[int, ...]:
     """
-    Read a NIfTI file's array shape from its header only (nibabel loads the data lazily).
+    Read a NIfTI file's array shape from its header only (nibabel loads the data lazily), and check that the file
+    is long enough for the array its header describes (:py:func:`check_nifti_length`), so that a truncated file
+    fails here, naming itself, rather than with a bare ``EOFError`` in a data loader.
 
     Args:
         path: a ``.nii`` or ``.nii.gz`` file.
@@ -98,15 +108,151 @@ def read_nifti_shape(path: str) -> tuple[int, ...]:
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: when it is not a readable NIfTI file (corrupt, truncated header, not NIfTI), naming the path.
+        ValueError: when it is not a readable NIfTI file (corrupt, truncated, not NIfTI), naming the path.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file not found: {path}")
     try:
         img: Any = nib.load(path)
-        return tuple(int(s) for s in img.shape)
+        shape = tuple(int(s) for s in img.shape)
     except Exception as e:
-        raise ValueError(f"could not read the NIfTI header of {path}: {e}") from e
+        raise ValueError(
+            f"could not read the NIfTI header of {path}: {e} (the file is corrupt, truncated or not NIfTI)."
+        ) from e
+    check_nifti_length(path, img)
+    return shape
+
+
+def check_nifti_length(path: str, img: Any = None) -> None:
+    """
+    Check, without reading the data, that a NIfTI file holds as many bytes as its header announces.
+
+    An uncompressed ``.nii`` must be at least ``vox_offset + voxels * itemsize`` bytes long. A ``.nii.gz`` ends with
+    the uncompressed length (modulo 2**32, the gzip trailer); a file cut short ends with other bytes. Only when that
+    quick test fails is the file decompressed, so that a valid file written as several gzip members (whose trailer
+    gives the last member's length) is never refused.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        img: the file loaded by ``nibabel.load``; None loads it (header only).
+
+    Raises:
+        ValueError: naming the file when it is shorter than its header says (truncated) or not valid gzip.
+    """
+    img = nib.load(path) if img is None else img
+    proxy = getattr(img, "dataobj", None)
+    offset, dtype = getattr(proxy, "offset", None), getattr(proxy, "dtype", None)
+    if offset is None or dtype is None:  # not a file-backed array proxy: nothing to compare
+        return
+    expected = int(offset) + int(np.prod(img.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if not path.endswith(".gz"):
+        size = os.path.getsize(path)
+        if size < expected:
+            raise ValueError(f"{path} is truncated: {size} bytes, but its header needs {expected}.")
+        return
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        if int.from_bytes(f.read(4), "little") == expected % 2**32:
+            return
+    length = 0
+    try:
+        with gzip.open(path, "rb") as g:
+            while chunk := g.read(1 << 24):
+                length += len(chunk)
+    except (EOFError, OSError, zlib.error) as e:
+        raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}).") from e
+    if length < expected:
+        raise ValueError(f"{path} is truncated: {length} bytes uncompressed, but its header needs {expected}.")
+
+
+def read_nifti_data(path: str, what: str = "file") -> np.ndarray:
+    """
+    Read a NIfTI file's whole array, so that a file whose header is intact but whose data are cut short (a
+    truncated ``.nii.gz``: ``EOFError`` in gzip) or corrupt fails here, naming the file, rather than later inside
+    a data loader.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        what: what the file is, for the message (``"image"``, ``"rater file"``, ...). Defaults to ``"file"``.
+
+    Returns:
+        the stored array (on-disk dtype, scaling applied by nibabel).
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: when it cannot be read in full or holds no voxel, naming the path (and the reader's error).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        img: Any = nib.load(path)
+        data = np.asanyarray(img.dataobj)
+    except Exception as e:
+        raise ValueError(
+            f"could not read {what} {path} ({type(e).__name__}: {e}); the file is corrupt or truncated."
+        ) from e
+    if data.size == 0:
+        raise ValueError(f"{what} {path} holds no voxel (shape {data.shape}).")
+    return data
+
+
+def _check_finite(data: np.ndarray, path: str, what: str) -> None:
+    if np.issubdtype(data.dtype, np.floating) and not bool(np.isfinite(data).all()):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise ValueError(f"{what} {path} holds {bad} NaN or Inf value(s) (shape {data.shape}).")
+
+
+def check_image_file(path: str, what: str = "image") -> tuple[int, ...]:
+    """
+    Read an image file in full (:py:func:`read_nifti_data`) and check that its values are finite.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        what: what the file is, for the message. Defaults to ``"image"``.
+
+    Returns:
+        the shape of the stored array.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: naming the file, when it cannot be read in full or holds NaN or Inf.
+    """
+    data = read_nifti_data(path, what)
+    _check_finite(data, path, what)
+    return tuple(int(s) for s in data.shape)
+
+
+def check_mask_file(path: str, what: str = "rater file") -> tuple[int, ...]:
+    """
+    Read a binary mask file in full (:py:func:`read_nifti_data`) and check that it holds only 0 and 1.
+
+    Masks stored as 0/255 (the 8-bit image convention of PNG exports) are refused with a message saying so rather
+    than rescaled: a mask whose maximum is 255 may as well be a label map or an intensity image saved by mistake,
+    and a silent division would hide that. Rewrite such files as 0/1 (e.g. ``mask // 255``).
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        what: what the file is, for the message. Defaults to ``"rater file"``.
+
+    Returns:
+        the shape of the stored array.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: naming the file, when it cannot be read in full, holds NaN or Inf, or values other than 0 and 1.
+    """
+    data = read_nifti_data(path, what)
+    _check_finite(data, path, what)
+    if bool(np.isin(data, (0, 1)).all()):
+        return tuple(int(s) for s in data.shape)
+    values = np.unique(data)
+    shown = ", ".join(f"{v:g}" for v in values[:8].tolist()) + (", ..." if values.size > 8 else "")
+    if bool(np.isin(values, (0, 255)).all()):
+        raise ValueError(
+            f"{what} {path} holds 0/255 values (the 8-bit image convention); binary masks must hold 0 and 1. "
+            "Rewrite the file as 0/1 (e.g. mask // 255)."
+        )
+    raise ValueError(f"{what} {path} must be a binary mask of 0 and 1, found values [{shown}].")
 
 
 def _trim(shape: Sequence[int]) -> tuple[int, ...]:
@@ -211,7 +357,7 @@ def finish_datalist(
     Raises:
         ValueError: as :py:func:`report_incomplete`, when no case was found, or for a shape mismatch.
     """
-    policy = IncompletePolicy(incomplete)
+    policy = look_up_option(incomplete, IncompletePolicy, "incomplete")
     if policy == IncompletePolicy.KEEP:
         raise ValueError("incomplete must be 'error' or 'skip' (a case without its label cannot be kept).")
     report_incomplete(lacking, policy, "a label file")

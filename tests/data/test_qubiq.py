@@ -28,6 +28,7 @@ from parameterized import parameterized
 from monai_dml.data import (
     QUBIQ_RATERS,
     QUBIQ_TABLE1,
+    check_qubiq_files,
     ct_3d_transforms,
     generate_qubiq,
     qubiq_2d_transforms,
@@ -180,6 +181,15 @@ class TestQubiqLayout(unittest.TestCase):
         self.assertEqual([e["fold"] for e in kept], [0, 1, 2, 3, 4, 4])
         with self.assertRaisesRegex(ValueError, "prostate/case03 task 1.*missing_raters='skip'"):
             qubiq_datalist(self.root, datasets=["prostate"], missing_raters="error")
+
+    def test_file_checks_accept_every_layout_quirk(self):
+        """``(H, W)``, ``(H, W, 1)`` and ``(H, W, 4)`` images with 0/1 masks pass; a wrong channel count does not."""
+        for dataset, channels in (("prostate", 1), ("brain-growth", 1), ("brain-tumor", 4), ("kidney", 1)):
+            check_qubiq_files([e for e in self.data if e["dataset"] == dataset], in_channels=channels)
+        with self.assertRaisesRegex(ValueError, r"brain-tumor.Training.case01.image.nii.gz has shape \(8, 8, 4\)"):
+            check_qubiq_files([e for e in self.data if e["dataset"] == "brain-tumor"], in_channels=1)
+        with self.assertRaisesRegex(ValueError, r"kidney.Training.case01.image.nii.gz has shape \(8, 8, 1\)"):
+            check_qubiq_files([e for e in self.data if e["dataset"] == "kidney"], in_channels=4)
 
     def test_task_and_dataset_filters(self):
         second = qubiq_datalist(self.root, tasks=[2])  # only prostate and brain-tumor have a task 2
