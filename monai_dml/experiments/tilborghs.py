@@ -406,7 +406,7 @@ def _figure(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     settings = sorted({r["dims"] for r in rows})
-    fig, axes = plt.subplots(len(settings), 2, figsize=(11, 3.2 * len(settings)), squeeze=False)
+    fig, axes = plt.subplots(len(settings), 2, figsize=(15, 3.6 * len(settings)), squeeze=False)
     for ax_row, dims in zip(axes, settings, strict=True):
         sub = [r for r in rows if r["dims"] == dims]
         configs = list(dict.fromkeys((r["phi"], r["epsilon"], r["B"]) for r in sub))
@@ -434,7 +434,7 @@ def _figure(rows: list[dict[str, Any]], path: Path) -> None:
                         label=f"{labelling}, {group.replace('_', ' ')}",
                     )
                     k += 1
-            ax.set_xticks(x, [f"{phi} B={b}\nε {eps}" for phi, eps, b in configs], fontsize=7)
+            ax.set_xticks(x, [f"{phi} B={b}\nε {eps}" for phi, eps, b in configs], fontsize=7, rotation=35)
             ax.set_ylabel(ylabel)
             ax.axhline(0.0, color="black", linewidth=0.5)
             ax.set_title(f"{dims}: structure 2, {ylabel}", fontsize=9)
