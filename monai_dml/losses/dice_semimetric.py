@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -327,7 +328,9 @@ class DMLoss(_Loss):
 
         Raises:
             ValueError: when shapes do not match, a soft target is outside [0, 1] or holds NaN/Inf, integer labels
-                are out of range, the input holds NaN/Inf, or ``weight``/smoothing have the wrong number of classes.
+                are out of range, the input holds NaN/Inf, or ``weight``/smoothing have the wrong number of classes;
+                and for ``dml1``/``dml2`` when the prediction (after ``other_act``, or ``input`` without an activation)
+                leaves [0, 1], where the semimetric is undefined (``variant="sdl"`` gives MONAI's value there).
         """
         x, y = prepare_prediction_and_target(
             input,
@@ -339,6 +342,8 @@ class DMLoss(_Loss):
             self.other_act,
             self.ignore_index,
         )
+        if self.variant != DMLVariant.SDL and (self.other_act is not None or not (self.sigmoid or self.softmax)):
+            self._check_unit_interval(x)
         n_classes = x.shape[1]
         weight = self.class_weight
         if weight is not None and n_classes == 1:
@@ -364,6 +369,20 @@ class DMLoss(_Loss):
         )
         mask = self._present_mask(y) if self.class_average == ClassAverage.PRESENT else None
         return self._reduce(f, mask, input.ndim)
+
+    def _check_unit_interval(self, x: torch.Tensor) -> None:
+        # the semimetric is defined on [0, 1]: outside it (tanh, log_softmax, raw scores) |x - y| is no longer
+        # |x| + |y| - 2 sum(min(x, y)) and the loss would be neither MONAI's Dice loss nor a Dice semimetric
+        low, high = (float(v) for v in torch.stack(torch.aminmax(x.detach())))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return  # NaN/Inf: reported by dice_semimetric_loss ("input contains NaN or Inf")
+        if not (low >= 0.0 and high <= 1.0):
+            source = "the output of other_act" if self.other_act is not None else "input (no activation set)"
+            raise ValueError(
+                f"variant={self.variant.value!r} needs predictions in [0, 1], but {source} ranges over "
+                f"[{low:.4g}, {high:.4g}]; set sigmoid=True or softmax=True, an activation into [0, 1], or "
+                "variant='sdl' (the soft Dice loss, MONAI's DiceLoss value for any range)."
+            )
 
     def _present_mask(self, y: torch.Tensor) -> torch.Tensor:
         peak = torch.amax(y.detach(), dim=tuple(range(2, y.ndim)))

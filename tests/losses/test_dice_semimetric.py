@@ -166,12 +166,27 @@ class TestMonaiEquivalence(unittest.TestCase):
             DMLoss(variant="sdl", **kw)(x, x).item(), DiceLoss(soft_label=False, **kw)(x, x).item(), rtol=1e-5
         )
 
-    def test_out_of_range_activation(self):
-        # tanh predictions in [-1, 1]: DML1 still matches MONAI's soft_label formula, not the SDL one
-        kwargs, x, y = MONAI_CASES[9]
-        dml1 = DMLoss(variant="dml1", **kwargs)(x, y)
-        sdl = DMLoss(variant="sdl", **kwargs)(x, y)
-        self.assertGreater(abs(dml1.item() - sdl.item()), 1e-3)
+    @parameterized.expand([[c, v] for c in range(len(MONAI_CASES)) for v in ("dml1", "dml2")])
+    def test_out_of_range_activation_is_refused(self, case, variant):
+        # tanh / log_softmax leave [0, 1], where the semimetric is undefined: refuse, naming the range and the way out
+        kwargs, x, y = MONAI_CASES[case]
+        if "other_act" not in kwargs:
+            return
+        with self.assertRaisesRegex(ValueError, r"variant='dml\d'.*\[0, 1\].*other_act.*variant='sdl'"):
+            DMLoss(variant=variant, **kwargs)(x, y)
+        # the way out gives MONAI's value (sdl is compared on every case in test_monai_suite_cases)
+        np.testing.assert_allclose(
+            DMLoss(variant="sdl", **kwargs)(x, y).numpy(), DiceLoss(**kwargs)(x, y).numpy(), rtol=1e-5, atol=1e-6
+        )
+
+    def test_raw_scores_outside_unit_interval_are_refused(self):
+        x = torch.tensor([[[0.5, 1.5, -0.2]]])
+        y = torch.tensor([[[1.0, 1.0, 0.0]]])
+        with self.assertRaisesRegex(ValueError, r"input \(no activation set\) ranges over \[-0.2, 1.5\]"):
+            DMLoss()(x, y)
+        # probabilities at the ends of [0, 1] are fine, and sigmoid/softmax outputs are never checked
+        self.assertTrue(torch.isfinite(DMLoss()(torch.tensor([[[0.0, 1.0, 0.0]]]), y)))
+        self.assertTrue(torch.isfinite(DMLoss(sigmoid=True)(x * 100, y)))
 
 
 class TestHandComputed(unittest.TestCase):
