@@ -229,3 +229,23 @@ def test_missing_raters_is_a_bundle_key(prostate_with_missing_rater, policy, exp
         cases = data.datalist()
     assert len(cases) == expected
     assert sorted(len(c["raters"]) for c in cases)[0] == (5 if policy == "keep" else 6)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("names", [["train"], ["train", "multi_gpu_train"]])
+def test_resume_without_checkpoint_fails_before_anything_is_built(bundle, names, tmp_path):
+    # the resume switch is checked before the data set is prepared and before the trainer (and its TensorBoard
+    # writer) exist, so a wrong --resume writes nothing into the bundle folder
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, *names))
+    parser.update({"bundle_root": str(tmp_path / "run"), "resume": True})
+    steps = parser.get("initialize")
+    check = next(i for i, s in enumerate(steps) if s.startswith("$dml.resume_from("))
+    assert check < steps.index("$@data.prepare()")
+    if names == ["train"]:
+        with pytest.raises(RuntimeError) as raised:  # MONAI wraps the error of a config expression
+            for i in range(check + 1):  # the initialize steps in order, as the workflow runs them
+                parser.get_parsed_content(f"initialize#{i}")
+        assert "FileNotFoundError: config key 'resume'" in error_chain(raised.value)
+        assert "checkpoint_last.pt" in error_chain(raised.value)
+        assert not (tmp_path / "run").exists()
