@@ -685,7 +685,7 @@ def _(ctx):
 
 @entry("fusion-method-unknown", ValueError)
 def _(ctx):
-    return lambda: RaterFusion(method="median"), ["'median'", "majority"]
+    return lambda: RaterFusion(method="median"), ["method='median'", "majority"]
 
 
 @entry("smoothing-epsilon-out-of-range", ValueError)
@@ -717,7 +717,7 @@ SOFT = torch.tensor([[[[0.9, 0.2], [0.6, 0.0]]]])
 
 @entry("loss-shape-mismatch", ValueError)
 def _(ctx):
-    return lambda: DMLoss(sigmoid=True)(LOGITS, SOFT[..., :1]), ["(1, 1, 2, 1)", "(1, 1, 2, 2)"]
+    return lambda: DMLoss(sigmoid=True)(LOGITS, SOFT[..., :1]), ["target (1, 1, 2, 1)", "input (1, 1, 2, 2)"]
 
 
 @entry("loss-soft-label-above-one", ValueError)

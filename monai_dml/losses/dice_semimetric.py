@@ -127,7 +127,10 @@ def prepare_prediction_and_target(
             input = input[:, 1:]
 
     if target.shape != input.shape:
-        raise ValueError(f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)})")
+        raise ValueError(
+            f"target and input must have the same shape (after one-hot conversion and background removal), got "
+            f"target {tuple(target.shape)} and input {tuple(input.shape)}."
+        )
 
     if ignore_index is not None:
         mask = create_ignore_mask(original_target, ignore_index)

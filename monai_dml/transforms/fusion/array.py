@@ -151,7 +151,7 @@ def rater_dice_to_majority(raters: NdarrayOrTensor, num_classes: int | None = No
 
 def _is_random_method(method: FusionMethod | str | None) -> bool:
     """Whether ``method`` draws a rater per call (``"random"``); raises ValueError for an unknown method."""
-    return method is not None and look_up_option(method, FusionMethod) == FusionMethod.RANDOM
+    return method is not None and look_up_option(method, FusionMethod, "method") == FusionMethod.RANDOM
 
 
 class RaterFusion(Transform):
