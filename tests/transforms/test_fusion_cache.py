@@ -108,7 +108,7 @@ class TestDispatch(unittest.TestCase):
         self.assertEqual(RandRaterFusion(num_classes=3).method, "random")
         self.assertEqual(RandRaterFusiond("r").fusion.method, "random")
         self.assertEqual(RaterFusiond("r").fusion.method, "uniform")
-        with self.assertRaisesRegex(ValueError, "Unsupported option"):
+        with self.assertRaisesRegex(ValueError, "Unsupported method=.bogus.; method must be one of"):
             RaterFusiond("r", method="bogus")
 
     def test_subclass_without_randomizable_rejects_random(self):
