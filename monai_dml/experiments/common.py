@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["machine", "paired_test", "predict_logits", "stopwatch", "train_segmenter", "write_results"]
+__all__ = ["machine", "one_thread", "paired_test", "predict_logits", "stopwatch", "train_segmenter", "write_results"]
 
 
 def machine() -> dict[str, Any]:
@@ -50,6 +50,21 @@ def stopwatch(record: dict[str, Any], key: str = "runtime_s") -> Iterator[None]:
         yield
     finally:
         record[key] = round(time.perf_counter() - start, 1)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """
+    Run the block on one torch CPU thread and restore the thread count after. The experiments' networks are small:
+    on a 2-core machine two threads are slower than one (they compete with each other and with other work), and one
+    thread keeps the order of the sums fixed.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def write_results(results: dict[str, Any], output_dir: str | Path, name: str) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from monai_dml.experiments.common import stopwatch, write_results
+from monai_dml.experiments.common import one_thread, stopwatch, write_results
 from monai_dml.losses import DMLoss
 from monai_dml.metrics import compute_soft_dice, compute_volume_bias
 
@@ -323,13 +323,8 @@ def run(quick: bool = False, output_dir: str | Path = "results", seed: int = 0) 
         "torch_threads": 1,
     }
     results: dict[str, Any] = {"config": config}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with stopwatch(results):
-            _experiment(results, rhos, samples, runs, seed)
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), stopwatch(results):
+        _experiment(results, rhos, samples, runs, seed)
     examples = results.pop("_examples")
     out = Path(output_dir)
     write_results(results, out, "nordstrom")

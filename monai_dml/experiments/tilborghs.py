@@ -52,7 +52,7 @@ from monai.networks.nets import UNet
 from monai.utils import set_determinism
 from scipy import ndimage
 
-from monai_dml.experiments.common import stopwatch, write_results
+from monai_dml.experiments.common import one_thread, stopwatch, write_results
 from monai_dml.losses import DiceDomain, DMLoss
 from monai_dml.metrics import compute_soft_dice, compute_volume_bias
 from monai_dml.utils import estimate_epsilon, look_up_option
@@ -195,9 +195,9 @@ def domain_epsilon(labels: torch.Tensor, phi: DiceDomain | str, batch_size: int)
     The heuristic of Tilborghs et al., Sect. 2.3, for a domain: ``epsilon = E[sum_{phi} y]``, the expected label
     volume of one domain element, as the per-class vector that :py:class:`monai_dml.losses.DMLoss` takes.
 
-    :py:func:`monai_dml.utils.estimate_epsilon` gives the mean volume per image and class, which is the heuristic for
-    ``"I"``. A ``"BI"``/``"BCI"`` element holds ``batch_size`` images, so the volume is multiplied by B; for
-    ``"CI"``/``"BCI"`` the loss itself sums the per-class smoothing over the classes it pools.
+    This is :py:func:`monai_dml.utils.estimate_epsilon` with the domain: the mean volume per image and class for
+    ``"I"``; a ``"BI"``/``"BCI"`` element holds ``batch_size`` images, so B times that; for ``"CI"``/``"BCI"`` the
+    loss itself sums the per-class smoothing over the classes it pools.
 
     Args:
         labels: the training labels as the loss sees them ``(N, C, spatial...)`` (partial labels under partial
@@ -211,9 +211,7 @@ def domain_epsilon(labels: torch.Tensor, phi: DiceDomain | str, batch_size: int)
     phi = look_up_option(phi, DiceDomain, "phi")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    per_image = estimate_epsilon(labels)
-    factor = batch_size if phi in (DiceDomain.BI, DiceDomain.BCI) else 1
-    return (per_image * factor).float()
+    return estimate_epsilon(labels, phi=phi.value, batch_size=batch_size).float()
 
 
 def _network(config: TilborghsConfig) -> torch.nn.Module:
@@ -302,12 +300,11 @@ def run_setting(config: TilborghsConfig, seed: int = 0) -> list[dict[str, Any]]:
     one CPU thread (as fast for these tiny networks, and the sums keep one order) with deterministic algorithms,
     restoring the thread count and the deterministic-algorithms flag after.
     """
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return _run_setting(config, seed)
+        with one_thread():
+            return _run_setting(config, seed)
     finally:
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
 

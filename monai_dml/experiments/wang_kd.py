@@ -38,7 +38,7 @@ from monai.utils import set_determinism
 from monai_dml.calibration import KDECalibrator, TemperatureScaling, calibration_report
 from monai_dml.data import kits_datalist, lits_datalist
 from monai_dml.data.synthetic import generate_dataset
-from monai_dml.experiments.common import predict_logits, stopwatch, train_segmenter, write_results
+from monai_dml.experiments.common import one_thread, predict_logits, stopwatch, train_segmenter, write_results
 from monai_dml.losses import DMLCELoss, KDLoss
 from monai_dml.metrics import compute_ece, compute_soft_dice
 from monai_dml.networks import build_network
@@ -211,16 +211,11 @@ def run(quick: bool = False, output_dir: str | Path = "results", seed: int = 0) 
         and its Dice gain over the hard-label student.
     """
     s = QUICK if quick else FULL
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     results: dict[str, Any] = {"config": {"quick": quick, "seed": seed, **asdict(s)}}
     table: list[dict[str, Any]] = []
-    try:
-        with stopwatch(results), tempfile.TemporaryDirectory() as root:
-            for layout in s.layouts:
-                table += _layout(layout, s, root, seed)
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), stopwatch(results), tempfile.TemporaryDirectory() as root:
+        for layout in s.layouts:
+            table += _layout(layout, s, root, seed)
     results["table"] = table
     out = Path(output_dir)
     write_results(results, out, NAME)

@@ -39,7 +39,14 @@ from monai_dml.bundle import QUBIQ_TASKS, label_targets
 from monai_dml.data import assign_folds
 from monai_dml.data.qubiq import QUBIQ_TABLE1
 from monai_dml.data.synthetic import synthesize_qubiq_case
-from monai_dml.experiments.common import paired_test, predict_logits, stopwatch, train_segmenter, write_results
+from monai_dml.experiments.common import (
+    one_thread,
+    paired_test,
+    predict_logits,
+    stopwatch,
+    train_segmenter,
+    write_results,
+)
 from monai_dml.losses import DMLCELoss
 from monai_dml.metrics import compute_binarized_dice, compute_ece, compute_soft_dice
 from monai_dml.networks import build_network
@@ -258,12 +265,8 @@ def run(quick: bool = False, output_dir: str | Path = "results", seed: int = 0) 
         setting plus the ``"All"`` rows (every case of every sub-data set pooled).
     """
     s = QUICK if quick else FULL
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: one thread is faster than two competing ones
-    try:
+    with one_thread():  # small convolutions: one thread is faster than two competing ones
         return _run(s, quick, Path(output_dir), seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(s: QubiqSettings, quick: bool, out: Path, seed: int) -> dict[str, Any]:

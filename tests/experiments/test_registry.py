@@ -28,3 +28,15 @@ def test_cli_lists_every_experiment(capsys):
     help_text = capsys.readouterr().out
     for name in EXPERIMENTS:
         assert name in help_text
+
+
+def test_one_thread_restores_the_thread_count_even_on_error():
+    import torch
+
+    from monai_dml.experiments.common import one_thread
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), one_thread():
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
