@@ -152,7 +152,15 @@ class CalibrationSampler:
 
 
 def calibrated(calibrator: PosthocCalibrator) -> Callable[[Any], Any]:
-    """The function ``probs (C, spatial...) -> calibrated probs`` of a (later) fitted calibrator, for ``Lambdad``."""
+    """
+    The function ``probs (C, spatial...) -> calibrated probs`` of a (later) fitted calibrator, for ``Lambdad``.
+
+    Args:
+        calibrator: a :py:class:`PosthocCalibrator`, fitted before the returned function is called.
+
+    Returns:
+        a function of one unbatched probability map ``(C, spatial...)`` returning its calibrated map, same shape.
+    """
 
     def apply(probs: Any) -> Any:
         return calibrator(probs, batched=False)
