@@ -17,8 +17,10 @@ lists (fold 0 validates), HU-windowed as in the bundles, and cut into axial slic
 tumour, as the 2D bundles). A larger BasicUNet teacher trains on hard labels; :py:class:`TemperatureScaling` and
 :py:class:`KDECalibrator` are fitted on its validation-fold probabilities; a smaller student trains with
 ``DMLCELoss`` on one-hot (``hard``) or :py:class:`LabelSmoothing` (``ls``) labels, or with :py:class:`KDLoss` on
-each teacher's training-slice maps. Reported per validation volume: Dice of the arg-max (organ and tumour, mean)
-and ECE (top label), in percent, and the teacher's ECE on the validation fold before and after each calibration.
+each teacher's training-slice maps; Table 7's ablation adds two students distilled from the uncalibrated teacher
+with only the CE (``kd_ce``) or only the DML (``kd_dml``) part in the teacher term. Reported per validation volume:
+Dice of the arg-max (organ and tumour, mean) and ECE (top label), in percent, and the teacher's ECE on the
+validation fold before and after each calibration.
 
 Run ``python -m monai_dml.experiments wang_kd [--quick]``.
 """
@@ -49,7 +51,9 @@ __all__ = ["FULL", "QUICK", "KDSettings", "run"]
 NAME = "wang_kd"
 # layout -> (data list reader, HU window of Sect. 3.1)
 LAYOUTS = {"lits": (lits_datalist, (-60.0, 140.0)), "kits19": (kits_datalist, (-200.0, 300.0))}
-STUDENTS = ("hard", "ls", "kd", "kd_temperature", "kd_kde")
+STUDENTS = ("hard", "ls", "kd", "kd_temperature", "kd_kde", "kd_ce", "kd_dml")
+# Table 7's ablation: the uncalibrated teacher's term holds only its CE or only its DML part
+ABLATION = {"kd_ce": ("ce",), "kd_dml": ("dml",)}
 NUM_CLASSES = 3
 
 
@@ -168,12 +172,14 @@ def _layout(layout: str, s: KDSettings, root: str, seed: int) -> list[dict[str, 
         elif student == "ls":
             soft = torch.stack([torch.as_tensor(smooth(y)) for y in labels])
             train_segmenter(net, images, (soft,), DMLCELoss(softmax=True), **fit)
+        elif student in ABLATION:
+            kd = KDLoss(softmax=True, teacher_terms=ABLATION[student])
+            train_segmenter(net, images, (labels, teacher_maps["kd"]), kd, **fit)
         else:
             train_segmenter(net, images, (labels, teacher_maps[student]), KDLoss(softmax=True), **fit)
         scores = _scores([_volume_probs(net, v) for v in val], val)
-        rows.append(
-            {"layout": layout, "model": student, **scores, "teacher_ece": teacher_ece.get(student), "gain": None}
-        )
+        ece_of = teacher_ece.get("kd" if student in ABLATION else student)
+        rows.append({"layout": layout, "model": student, **scores, "teacher_ece": ece_of, "gain": None})
     hard_dice = next(r["dice"] for r in rows if r["model"] == "hard")
     for r in rows[1:]:
         r["gain"] = round(r["dice"] - hard_dice, 2)

@@ -63,6 +63,7 @@ class KDLoss(_Loss):
         teacher_weight: float = 0.5,
         lambda_ce: float = 0.25,
         lambda_dml: float = 0.75,
+        teacher_terms: Sequence[str] = ("ce", "dml"),
         **dml_kwargs: Any,
     ) -> None:
         """
@@ -72,13 +73,16 @@ class KDLoss(_Loss):
             teacher_weight: weight of the term against the teacher, no less than 0. Defaults to 0.5.
             lambda_ce: CE weight inside each term. Defaults to 0.25.
             lambda_dml: DML weight inside each term. Defaults to 0.75.
+            teacher_terms: which of ``"ce"`` and ``"dml"`` the term against the teacher holds (the ablation of the
+                paper's Table 7); a left-out term is dropped from the teacher term only, the label term keeps both.
+                Defaults to both.
             dml_kwargs: arguments of :py:class:`monai_dml.losses.DMLCELoss`/:py:class:`~monai_dml.losses.DMLoss`
                 (``sigmoid``, ``softmax``, ``to_onehot_y``, ``variant``, ``phi``, ``weight``, ...). ``to_onehot_y``
                 and ``ignore_index`` apply to the label term only; the teacher term always takes probabilities.
 
         Raises:
-            ValueError: for a temperature that is not a finite number > 0, negative weights, or arguments that
-                DMLCELoss rejects.
+            ValueError: for a temperature that is not a finite number > 0, negative weights, ``teacher_terms``
+                that is empty or holds anything but ``"ce"``/``"dml"``, or arguments that DMLCELoss rejects.
         """
         super().__init__()
         if not (temperature > 0 and temperature != float("inf")):
@@ -86,6 +90,10 @@ class KDLoss(_Loss):
         for name, value in (("label_weight", label_weight), ("teacher_weight", teacher_weight)):
             if not value >= 0:
                 raise ValueError(f"{name} should be no less than 0.0, got {value}.")
+        terms = (teacher_terms,) if isinstance(teacher_terms, str) else tuple(teacher_terms)
+        if not terms or not set(terms) <= {"ce", "dml"}:
+            raise ValueError(f'teacher_terms must be a non-empty subset of ("ce", "dml"), got {teacher_terms!r}.')
+        self.teacher_terms = frozenset(terms)
         self.temperature = float(temperature)
         self.label_weight = float(label_weight)
         self.teacher_weight = float(teacher_weight)
@@ -133,6 +141,10 @@ class KDLoss(_Loss):
         q = temper_probabilities(teacher.detach(), self.temperature, dim=1).to(input.dtype)
         scaled = input / self.temperature
         lc = self.label_loss
-        ce = lc.ce(scaled, q, label_target=False) if input.shape[1] != 1 else lc.bce(scaled, q, label_target=False)
-        teacher_term = lc.lambda_ce * self.temperature**2 * ce + lc.lambda_dml * self.teacher_dml(scaled, q)
+        teacher_term = input.new_zeros(())
+        if "ce" in self.teacher_terms:
+            ce = lc.ce(scaled, q, label_target=False) if input.shape[1] != 1 else lc.bce(scaled, q, label_target=False)
+            teacher_term = teacher_term + lc.lambda_ce * self.temperature**2 * ce
+        if "dml" in self.teacher_terms:
+            teacher_term = teacher_term + lc.lambda_dml * self.teacher_dml(scaled, q)
         return self.label_weight * label_term + self.teacher_weight * teacher_term

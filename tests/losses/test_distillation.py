@@ -37,6 +37,23 @@ class TestKDLoss(unittest.TestCase):
         expected = 0.5 * label_term + 0.5 * (0.25 * temperature**2 * ce_t + 0.75 * dml_t)
         np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
 
+    @parameterized.expand([[("ce",)], [("dml",)], ["dml"]])
+    def test_teacher_terms(self, terms):
+        g = torch.Generator().manual_seed(4)
+        s = torch.randn(2, 3, 6, 6, generator=g)
+        label = torch.randint(0, 3, (2, 1, 6, 6), generator=g)
+        teacher = torch.softmax(torch.randn(2, 3, 6, 6, generator=g), 1)
+        loss = KDLoss(temperature=2.0, softmax=True, to_onehot_y=True, teacher_terms=terms)(s, label, teacher)
+        q = torch.softmax(torch.log(teacher) / 2.0, 1)
+        parts = {
+            "ce": 0.25 * 4.0 * -(q * torch.log_softmax(s / 2.0, 1)).sum(1).mean(),
+            "dml": 0.75 * DMLoss(softmax=True)(s / 2.0, q),
+        }
+        kept = {terms} if isinstance(terms, str) else set(terms)
+        label_term = DMLCELoss(softmax=True, to_onehot_y=True)(s, label)  # the label term keeps both parts
+        expected = 0.5 * label_term + 0.5 * sum(parts[k] for k in kept)
+        np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-5)
+
     def test_binary(self):
         g = torch.Generator().manual_seed(1)
         s = torch.randn(2, 1, 5, 5, generator=g)
@@ -75,6 +92,9 @@ class TestKDLoss(unittest.TestCase):
             KDLoss(temperature=0.0)
         with self.assertRaisesRegex(ValueError, "teacher_weight"):
             KDLoss(teacher_weight=-1.0)
+        for terms in ((), ("ce", "kl")):
+            with self.assertRaisesRegex(ValueError, "teacher_terms"):
+                KDLoss(teacher_terms=terms)
         s = torch.randn(1, 2, 4)
         with self.assertRaisesRegex(ValueError, "teacher must have the shape"):
             KDLoss(softmax=True)(s, torch.rand(1, 2, 4), torch.rand(1, 3, 4))
