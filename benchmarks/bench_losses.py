@@ -44,7 +44,17 @@ import time
 
 import torch
 
-CANDIDATES = ["monai", "plain", "dmloss_dml1", "dmloss_dml2", "dmloss_sdl", "compile_dml1", "bare"]
+CANDIDATES = [
+    "monai",
+    "plain",
+    "dmloss_dml1",
+    "dmloss_dml2",
+    "dmloss_sdl",
+    "unfused_dml1",
+    "unvalidated_dml1",
+    "compile_dml1",
+    "bare",
+]
 
 
 def plain_dml1(x: torch.Tensor, target: torch.Tensor, softmax: bool) -> torch.Tensor:
@@ -81,8 +91,10 @@ def make_loss(name: str, softmax: bool):
         return _Bare.apply
     from monai_dml.losses import DMLoss
 
-    loss = DMLoss(softmax=softmax, variant=name.split("_")[1])
-    return torch.compile(loss) if name.startswith("compile") else loss
+    kind, variant = name.split("_")
+    options = {"unfused": {"fused": False}, "unvalidated": {"validate": False}}.get(kind, {})
+    loss = DMLoss(softmax=softmax, variant=variant, **options)
+    return torch.compile(loss) if kind == "compile" else loss
 
 
 def rss_bytes() -> int:

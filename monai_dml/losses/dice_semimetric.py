@@ -20,10 +20,20 @@ from monai.metrics.utils import create_ignore_mask
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
-from monai_dml.losses.functional import ClassAverage, DiceDomain, DMLVariant, dice_semimetric_loss
+from monai_dml.losses.functional import (
+    ClassAverage,
+    DiceDomain,
+    DMLVariant,
+    check_finite_statistics,
+    dice_semimetric_loss,
+    loss_from_statistics,
+    statistics_from_sums,
+    sums_needed,
+)
+from monai_dml.losses.fused import fused_overlap_sums
 from monai_dml.utils import check_soft_target, look_up_option, one_hot_label_map
 
-__all__ = ["DMLoss", "prepare_prediction_and_target"]
+__all__ = ["DMLoss", "prepare_prediction_and_target", "prepare_target"]
 
 _SOFT_TARGET_HINT = "Pass an integer label map with to_onehot_y=True, or rescale the soft label."
 
@@ -56,6 +66,7 @@ def prepare_prediction_and_target(
     softmax: bool = False,
     other_act: Callable | None = None,
     ignore_index: int | None = None,
+    check: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Activation, one-hot conversion, background removal and ``ignore_index`` masking, as ``monai.losses.DiceLoss``.
@@ -70,6 +81,7 @@ def prepare_prediction_and_target(
         softmax: apply a softmax over the channels of ``input``. Defaults to False.
         other_act: any other activation applied to ``input``. Defaults to None.
         ignore_index: label value whose voxels are excluded, as in MONAI. Defaults to None.
+        check: check that a soft target is finite and in [0, 1]. Defaults to True.
 
     Returns:
         ``(prediction, target)`` probabilities of equal shape ``(B, C', spatial...)``.
@@ -96,6 +108,43 @@ def prepare_prediction_and_target(
     if other_act is not None:
         input = other_act(input)
 
+    target, mask = prepare_target(input, target, include_background, to_onehot_y, ignore_index, check)
+    if not include_background and n_pred_ch > 1:
+        input = input[:, 1:]
+    if mask is not None:
+        input = input * mask
+    return input, target
+
+
+def prepare_target(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    include_background: bool = True,
+    to_onehot_y: bool = False,
+    ignore_index: int | None = None,
+    check: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """
+    The target half of :py:func:`prepare_prediction_and_target`: one-hot conversion, the range check of a soft
+    target, background removal and ``ignore_index`` masking, against the channels of ``input``.
+
+    Args:
+        input: the prediction (logits or probabilities), ``(B, C, spatial...)``; only its shape is used.
+        target: as in :py:func:`prepare_prediction_and_target`.
+        include_background: keep channel 0. Defaults to True.
+        to_onehot_y: one-hot convert a single-channel integer ``target``. Defaults to False.
+        ignore_index: label value whose voxels are excluded. Defaults to None.
+        check: check that a soft target is finite and in [0, 1]. Defaults to True; the fused logits path checks
+            the range it reads on its way instead.
+
+    Returns:
+        ``(target, mask)``: the target ``(B, C', spatial...)`` (masked), and the ``(B, 1, spatial...)`` mask of the
+        counted voxels (None without ``ignore_index``).
+
+    Raises:
+        ValueError: as :py:func:`prepare_prediction_and_target` for the target.
+    """
+    n_pred_ch = input.shape[1]
     original_target = target
     converted = False
     if to_onehot_y:
@@ -111,7 +160,7 @@ def prepare_prediction_and_target(
                 target = torch.where(target == ignore_index, torch.zeros_like(target), target)
             target = one_hot_label_map(target, n_pred_ch, "target", dim=1)
             converted = True
-    if not converted:
+    if not converted and check:
         # voxels marked with ignore_index (e.g. 255) are not probabilities; they are masked out below
         if ignore_index is not None and target.shape[1] == 1:
             labelled = torch.where(target == ignore_index, torch.zeros_like(target), target)
@@ -124,18 +173,22 @@ def prepare_prediction_and_target(
             warnings.warn("single channel prediction, `include_background=False` ignored.", stacklevel=3)
         else:
             target = target[:, 1:]
-            input = input[:, 1:]
 
-    if target.shape != input.shape:
+    # the prediction's shape after background removal
+    expected = tuple(input.shape)
+    if not include_background and n_pred_ch > 1:
+        expected = (input.shape[0], n_pred_ch - 1, *input.shape[2:])
+    if tuple(target.shape) != expected:
         raise ValueError(
             f"target and input must have the same shape (after one-hot conversion and background removal), got "
-            f"target {tuple(target.shape)} and input {tuple(input.shape)}."
+            f"target {tuple(target.shape)} and input {expected}."
         )
 
+    mask = None
     if ignore_index is not None:
         mask = create_ignore_mask(original_target, ignore_index)
-        input, target = input * mask, target * mask  # type: ignore[operator]
-    return input, target
+        target = target * mask  # type: ignore[operator]
+    return target, mask
 
 
 class DMLoss(_Loss):
@@ -215,6 +268,8 @@ class DMLoss(_Loss):
         class_average: ClassAverage | str = ClassAverage.ALL,
         present_threshold: float = 0.0,
         sync_batch: bool = False,
+        validate: bool = True,
+        fused: bool = True,
     ) -> None:
         """
         Args:
@@ -260,6 +315,15 @@ class DMLoss(_Loss):
             sync_batch: under DDP, pool ``"BI"``/``"BCI"`` over the global batch of all ranks (a differentiable
                 all-reduce of the soft counts), so that 2 ranks x batch 4 give the loss and gradients of 1 rank x
                 batch 8. Defaults to False (each rank pools its own batch, as MONAI's ``batch=True`` does).
+            validate: check the values of prediction and target: a soft target outside [0, 1], NaN/Inf anywhere,
+                and for ``dml1``/``dml2`` a prediction outside [0, 1] raise a ``ValueError``. It costs one
+                device-to-host read per call on the logits path (``sigmoid``/``softmax``). ``False`` skips the value
+                checks (shapes and integer labels are still checked), for data validated once before training; bad
+                values then give a wrong loss instead of an error. Defaults to True.
+            fused: with ``sigmoid=True`` or ``softmax=True``, apply the activation inside the autograd function of
+                the soft counts (:py:mod:`monai_dml.losses.fused`): the probabilities are never stored, backward
+                recomputes them slab by slab. Same values and gradients as ``fused=False`` (activation, then the
+                counts) to float rounding. Not used when ``target`` requires a gradient. Defaults to True.
 
         Raises:
             TypeError: when ``other_act`` is not callable.
@@ -302,6 +366,8 @@ class DMLoss(_Loss):
         self.class_average = look_up_option(class_average, ClassAverage, "class_average")
         self.present_threshold = float(present_threshold)
         self.sync_batch = sync_batch
+        self.validate = validate
+        self.fused = fused
         self.include_background = include_background
         self.to_onehot_y = to_onehot_y
         self.sigmoid = sigmoid
@@ -335,6 +401,8 @@ class DMLoss(_Loss):
                 and for ``dml1``/``dml2`` when the prediction (after ``other_act``, or ``input`` without an activation)
                 leaves [0, 1], where the semimetric is undefined (``variant="sdl"`` gives MONAI's value there).
         """
+        if self._fusable(input, target):
+            return self._forward_fused(input, target)
         x, y = prepare_prediction_and_target(
             input,
             target,
@@ -344,18 +412,15 @@ class DMLoss(_Loss):
             self.softmax,
             self.other_act,
             self.ignore_index,
+            check=self.validate,
         )
-        if self.variant != DMLVariant.SDL and (self.other_act is not None or not (self.sigmoid or self.softmax)):
+        if (
+            self.validate
+            and self.variant != DMLVariant.SDL
+            and (self.other_act is not None or not (self.sigmoid or self.softmax))
+        ):
             self._check_unit_interval(x)
-        n_classes = x.shape[1]
-        weight = self.class_weight
-        if weight is not None and n_classes == 1:
-            weight = None  # MONAI ignores class weights for a single channel
-        if weight is not None and weight.ndim == 0:
-            weight = weight.expand(n_classes)
-        for name, t in (("weight", weight), ("smooth_nr", self.smooth_nr), ("smooth_dr", self.smooth_dr)):
-            _check_per_class(t, n_classes, name, self.include_background)
-
+        weight = self._class_weight(x.shape[1])
         f = dice_semimetric_loss(
             x,
             y,
@@ -369,9 +434,72 @@ class DMLoss(_Loss):
             weight=weight,
             squared=self.squared_pred,
             sync_batch=self.sync_batch,
+            validate=self.validate,
         )
         mask = self._present_mask(y) if self.class_average == ClassAverage.PRESENT else None
         return self._reduce(f, mask, input.ndim)
+
+    def _fusable(self, input: torch.Tensor, target: torch.Tensor) -> bool:
+        """Whether the activation can run inside the soft counts' autograd function."""
+        if not self.fused or self.other_act is not None or target.requires_grad or input.ndim < 3:
+            return False
+        return self.sigmoid or (self.softmax and input.shape[1] > 1)
+
+    def _forward_fused(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:py:meth:`forward` on logits with the activation fused into the soft counts (one host read to check)."""
+        if target.ndim != input.ndim:
+            raise ValueError(
+                f"target must have as many dimensions as input, got input {tuple(input.shape)} and target "
+                f"{tuple(target.shape)}; an integer label map needs its channel axis: (B, 1, spatial...)."
+            )
+        # a soft target's range is read on the way through the slabs, except where ignore_index marks voxels
+        defer = self.validate and self.ignore_index is None and not self.to_onehot_y
+        y, mask = prepare_target(
+            input,
+            target,
+            self.include_background,
+            self.to_onehot_y,
+            self.ignore_index,
+            check=self.validate and not defer,
+        )
+        first = 1 if not self.include_background and input.shape[1] > 1 else 0
+        power, need_min, need_prod = sums_needed(self.variant, self.squared_pred)
+        activation = "sigmoid" if self.sigmoid else "softmax"
+        sx, sy, smin, sprod, value_range = fused_overlap_sums(
+            input, y, activation, first, power, need_min, need_prod, mask, read_range=defer
+        )
+        tp, fp, fn = statistics_from_sums(sx, sy, smin, sprod, variant=self.variant, squared=self.squared_pred)
+        if self.validate:
+            check_finite_statistics(
+                tp, fp, fn, input, y, target_range=value_range if defer else None, hint=_SOFT_TARGET_HINT
+            )
+        weight = self._class_weight(y.shape[1])
+        f = loss_from_statistics(
+            tp,
+            fp,
+            fn,
+            self.phi,
+            self.alpha,
+            self.beta,
+            self.gamma,
+            self.smooth_nr,
+            self.smooth_dr,
+            weight,
+            self.sync_batch,
+        )
+        mask_present = self._present_mask(y) if self.class_average == ClassAverage.PRESENT else None
+        return self._reduce(f, mask_present, input.ndim)
+
+    def _class_weight(self, n_classes: int) -> torch.Tensor | None:
+        """The class weights for ``n_classes`` channels (checked with the smoothing terms), or None."""
+        weight = self.class_weight
+        if weight is not None and n_classes == 1:
+            weight = None  # MONAI ignores class weights for a single channel
+        if weight is not None and weight.ndim == 0:
+            weight = weight.expand(n_classes)
+        for name, t in (("weight", weight), ("smooth_nr", self.smooth_nr), ("smooth_dr", self.smooth_dr)):
+            _check_per_class(t, n_classes, name, self.include_background)
+        return weight
 
     def _check_unit_interval(self, x: torch.Tensor) -> None:
         # the semimetric is defined on [0, 1]: outside it (tanh, log_softmax, raw scores) |x - y| is no longer

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from monai.utils import StrEnum
 
+from monai_dml.utils.checks import check_soft_target
 from monai_dml.utils.options import look_up_option
 
 __all__ = [
@@ -48,6 +49,10 @@ __all__ = [
     "DiceDomain",
     "ClassAverage",
     "overlap_statistics",
+    "sums_needed",
+    "statistics_from_sums",
+    "check_finite_statistics",
+    "loss_from_statistics",
     "pool_statistics",
     "tversky_from_statistics",
     "dice_semimetric_loss",
@@ -227,17 +232,51 @@ def overlap_statistics(
         raise ValueError(f"input must have shape (B, C, spatial...) with at least one spatial axis, got {input.shape}.")
     variant = look_up_option(variant, DMLVariant, "variant")
     dims = tuple(range(2, input.ndim))
+    power, need_min, need_prod = sums_needed(variant, squared)
+    sx, sy, smin, sprod = _OverlapSums.apply(input, target, dims, power, need_min, need_prod)  # type: ignore[no-untyped-call]
+    return statistics_from_sums(sx, sy, smin, sprod, variant=variant, squared=squared)
+
+
+def sums_needed(variant: DMLVariant | str, squared: bool = False) -> tuple[int, bool, bool]:
+    """
+    Which soft counts a variant is built from: ``(power, need_min, need_prod)``, i.e. ``sum x^power`` and
+    ``sum y^power`` always, ``sum min(x, y)`` if ``need_min``, ``sum x y`` if ``need_prod``.
+
+    Args:
+        variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}.
+        squared: the L2 relaxation (power 2 and ``sum x y``, whatever the variant).
+    """
+    variant = look_up_option(variant, DMLVariant, "variant")
     if squared:
-        sx, sy, _, tp = _OverlapSums.apply(input, target, dims, 2, False, True)  # type: ignore[no-untyped-call]
-        return tp, sx - tp, sy - tp
-    need_min = variant != DMLVariant.SDL
-    need_prod = variant != DMLVariant.DML1
-    sx, sy, smin, sprod = _OverlapSums.apply(input, target, dims, 1, need_min, need_prod)  # type: ignore[no-untyped-call]
+        return 2, False, True
+    return 1, variant != DMLVariant.SDL, variant != DMLVariant.DML1
+
+
+def statistics_from_sums(
+    sx: torch.Tensor,
+    sy: torch.Tensor,
+    smin: torch.Tensor,
+    sprod: torch.Tensor,
+    variant: DMLVariant | str = DMLVariant.DML1,
+    squared: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    ``(tp, fp, fn)`` of a variant from the soft counts of :py:func:`sums_needed` (unused counts are ignored).
+
+    Args:
+        sx: ``sum x^p`` per image and class, ``(B, C)``.
+        sy: ``sum y^p``, ``(B, C)``.
+        smin: ``sum min(x, y)``, ``(B, C)``.
+        sprod: ``sum x y``, ``(B, C)``.
+        variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}.
+        squared: the L2 relaxation: ``tp = sum x y``, ``fp = sum x^2 - tp``, ``fn = sum y^2 - tp``.
+    """
+    variant = look_up_option(variant, DMLVariant, "variant")
+    if squared or variant == DMLVariant.SDL:
+        return sprod, sx - sprod, sy - sprod
     if variant == DMLVariant.DML1:
         return smin, sx - smin, sy - smin
-    if variant == DMLVariant.DML2:
-        return sprod, sx - smin, sy - smin
-    return sprod, sx - sprod, sy - sprod
+    return sprod, sx - smin, sy - smin
 
 
 def pool_statistics(stats: torch.Tensor, phi: DiceDomain | str) -> torch.Tensor:
@@ -312,6 +351,7 @@ def dice_semimetric_loss(
     weight: torch.Tensor | None = None,
     squared: bool = False,
     sync_batch: bool = False,
+    validate: bool = True,
 ) -> torch.Tensor:
     """
     Dice semimetric loss per summation domain, before any reduction.
@@ -338,6 +378,7 @@ def dice_semimetric_loss(
             global batch of all ranks: the soft counts are summed across ranks with a differentiable all-reduce,
             so with DDP the loss and the parameter gradients equal those of one process with the whole batch.
             Ignored for ``"I"``/``"CI"`` (nothing crosses images) and when no process group is initialised.
+        validate: raise on NaN/Inf in ``input`` or ``target`` (one device-to-host read). Defaults to True.
 
     Returns:
         Loss of shape ``(B or 1, C or 1)``: one value per domain element, ``B`` and ``C`` collapsed to 1 where
@@ -346,15 +387,72 @@ def dice_semimetric_loss(
     Raises:
         ValueError: when ``input`` or ``target`` holds NaN or Inf (detected on the sums, at no extra pass).
     """
-    phi = look_up_option(phi, DiceDomain, "phi")
     tp, fp, fn = overlap_statistics(input, target, variant, squared)
-    # tp + fp = sum(x^p) and tp + fn = sum(y^p) for every variant: non-finite iff a voxel is NaN/Inf
-    for name, total, t in (("input", tp + fp, input), ("target", tp + fn, target)):
-        if not bool(torch.isfinite(total).all()):
+    if validate:
+        check_finite_statistics(tp, fp, fn, input, target)
+    return loss_from_statistics(tp, fp, fn, phi, alpha, beta, gamma, smooth_nr, smooth_dr, weight, sync_batch)
+
+
+def check_finite_statistics(
+    tp: torch.Tensor,
+    fp: torch.Tensor,
+    fn: torch.Tensor,
+    input: torch.Tensor,
+    target: torch.Tensor,
+    target_range: torch.Tensor | None = None,
+    hint: str = "",
+) -> None:
+    """
+    Raise when the prediction or the target holds NaN/Inf, found on the soft counts at no extra pass, and (with
+    ``target_range``) when the target leaves [0, 1]: one device-to-host read for all checks.
+
+    ``tp + fp`` is ``sum x^p`` and ``tp + fn`` is ``sum y^p`` for every variant: non-finite iff a voxel is NaN/Inf.
+
+    Args:
+        tp, fp, fn: the statistics ``(B, C)``.
+        input: the prediction (named in the message by its shape and dtype).
+        target: the target.
+        target_range: ``(min, max)`` of the target, or None when the target was checked already.
+        hint: appended to the range error of the target.
+
+    Raises:
+        ValueError: naming ``input`` or ``target``.
+    """
+    flags = [torch.isfinite(tp + fp).all(), torch.isfinite(tp + fn).all()]
+    if target_range is not None:
+        flags.append((target_range[0] >= 0) & (target_range[1] <= 1))
+    finite_x, finite_y, *in_range = torch.stack(flags).tolist()
+    if in_range and not in_range[0]:
+        check_soft_target(target, hint=hint)  # raises, with the range found or NaN/Inf
+    for name, ok, t in (("input", finite_x, input), ("target", finite_y, target)):
+        if not ok:
             raise ValueError(
                 f"{name} contains NaN or Inf values (after the activation); the Dice loss is not defined. "
                 f"Got {name} of shape {tuple(t.shape)} and dtype {t.dtype}."
             )
+
+
+def loss_from_statistics(
+    tp: torch.Tensor,
+    fp: torch.Tensor,
+    fn: torch.Tensor,
+    phi: DiceDomain | str = DiceDomain.I,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma: float = 1.0,
+    smooth_nr: torch.Tensor | float = 1e-5,
+    smooth_dr: torch.Tensor | float = 1e-5,
+    weight: torch.Tensor | None = None,
+    sync_batch: bool = False,
+) -> torch.Tensor:
+    """
+    The loss per element of the domain Phi from the per-image, per-class statistics ``(B, C)``; the arguments are
+    those of :py:func:`dice_semimetric_loss`, which this function completes.
+
+    Returns:
+        Loss of shape ``(B or 1, C or 1)``.
+    """
+    phi = look_up_option(phi, DiceDomain, "phi")
     n_classes = tp.shape[1]
     pools_classes = phi in (DiceDomain.CI, DiceDomain.BCI)
     if pools_classes and weight is not None:
