@@ -208,7 +208,11 @@ class DMLoss(_Loss):
 
     computed per element of the domain Phi, with the smoothing terms of MONAI's DiceLoss, then averaged.
     The backward pass never stores ``x - y`` or ``|x - y|``: a custom autograd function recomputes their
-    derivative from ``x`` and ``y`` (see :py:func:`monai_dml.losses.functional.overlap_statistics`).
+    derivative from ``x`` and ``y`` (see :py:func:`monai_dml.losses.functional.overlap_statistics`). On logits
+    (``sigmoid=True`` or ``softmax=True``) the activation runs inside that function (``fused=True``, see
+    :py:mod:`monai_dml.losses.fused`): the probabilities are written once, into the buffer that backward turns into
+    the gradient in place, there is no device-to-host read in backward and one in forward for all value checks
+    (none with ``validate=False``).
 
     Wang, Z. et. al. (2023) Dice Semimetric Losses: Optimizing the Dice Score with Soft Labels. MICCAI 2023.
 
