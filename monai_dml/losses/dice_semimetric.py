@@ -327,7 +327,8 @@ class DMLoss(_Loss):
             fused: with ``sigmoid=True`` or ``softmax=True``, apply the activation inside the autograd function of
                 the soft counts (:py:mod:`monai_dml.losses.fused`): the probabilities are never stored, backward
                 recomputes them slab by slab. Same values and gradients as ``fused=False`` (activation, then the
-                counts) to float rounding. Not used when ``target`` requires a gradient. Defaults to True.
+                counts) to float rounding. Not used when ``target`` requires a gradient, nor under ``torch.compile``
+                (the compiler fuses the activation itself). Defaults to True.
 
         Raises:
             TypeError: when ``other_act`` is not callable.
@@ -447,6 +448,8 @@ class DMLoss(_Loss):
         """Whether the activation can run inside the soft counts' autograd function."""
         if not self.fused or self.other_act is not None or target.requires_grad or input.ndim < 3:
             return False
+        if torch.compiler.is_compiling():
+            return False  # under torch.compile the compiler fuses activation and sums itself
         return self.sigmoid or (self.softmax and input.shape[1] > 1)
 
     def _forward_fused(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
