@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -42,6 +43,26 @@ BUNDLE = os.path.join(REPO, "bundles", "qubiq_2d")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+class GcClock:
+    """The seconds and the number of Python garbage collections (``gc.callbacks``) from :py:meth:`start` on."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = 0
+        self._t = 0.0
+
+    def start(self) -> None:
+        """Start counting."""
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._t
+            self.collections += 1
+
+
 class EpochTimer:
     """
     Attach to an ignite engine last, so that its ``EPOCH_COMPLETED`` handler runs after every other one. Writes the
@@ -55,6 +76,7 @@ class EpochTimer:
         self.start = 0.0
         self.ends: list[float] = []
         self._profiler: cProfile.Profile | None = None
+        self.gc = GcClock()
 
     def attach(self, engine: Any) -> EpochTimer:
         """Register the events on ``engine`` and return self."""
@@ -68,6 +90,7 @@ class EpochTimer:
     def _epoch_started(self, engine: Any) -> None:
         if not self.start:
             self.start = time.time()
+            self.gc.start()
         if self.profile and engine.state.epoch == engine.state.max_epochs:
             self._profiler = cProfile.Profile()
             self._profiler.enable()
@@ -82,13 +105,14 @@ class EpochTimer:
     def _completed(self, engine: Any) -> None:
         import torch
 
-        write_times(self.path, self.start, self.ends, torch.get_num_threads())
+        write_times(self.path, self.start, self.ends, torch.get_num_threads(), self.gc)
 
 
-def write_times(path: str, start: float, ends: list[float], threads: int) -> None:
+def write_times(path: str, start: float, ends: list[float], threads: int, clock: GcClock) -> None:
     """The JSON record both sides write."""
+    record = {"start": start, "ends": ends, "threads": threads, "gc": clock.seconds, "gcs": clock.collections}
     with open(path, "w") as f:
-        json.dump({"start": start, "ends": ends, "threads": threads}, f)
+        json.dump(record, f)
 
 
 def train_config() -> dict[str, Any]:
@@ -175,7 +199,11 @@ def bare_main(args: argparse.Namespace) -> None:
     network.train()
     batch = args.batch_size
     profiler = cProfile.Profile() if args.profile_out else None
+    if args.gc_freeze:
+        gc.freeze()
+    clock = GcClock()
     start = time.time()
+    clock.start()
     ends = []
     for epoch in range(args.epochs):
         if profiler is not None and epoch == args.epochs - 1:
@@ -193,7 +221,7 @@ def bare_main(args: argparse.Namespace) -> None:
         if profiler is not None and epoch == args.epochs - 1:
             profiler.disable()
             profiler.dump_stats(args.profile_out)
-    write_times(args.times, start, ends, torch.get_num_threads())
+    write_times(args.times, start, ends, torch.get_num_threads(), clock)
 
 
 def components(args: argparse.Namespace) -> list[str]:
@@ -275,6 +303,8 @@ def _record(times_path: str, launched: float, finished: float) -> dict[str, Any]
         "startup": record["start"] - launched,
         "wall": finished - launched,
         "threads": record["threads"],
+        "gc": record["gc"] / len(epochs),
+        "gcs": record["gcs"] / len(epochs),
     }
 
 
@@ -285,7 +315,9 @@ def run_bundle(args: argparse.Namespace, work: str, profile: str | None = None) 
     extra = os.path.join(root, "timer.json")
     timer = {"_target_": "bench_overhead.EpochTimer", "path": times, "profile": profile}
     with open(extra, "w") as f:
-        json.dump({"epoch_timer": timer, "run": ["$@epoch_timer.attach(@train#trainer)", "$@train#trainer.run()"]}, f)
+        freeze = ["$__import__('gc').freeze()"] if args.gc_freeze else []
+        run = [*freeze, "$@epoch_timer.attach(@train#trainer)", "$@train#trainer.run()"]
+        json.dump({"epoch_timer": timer, "run": run}, f)
     files = [os.path.join(BUNDLE, "configs", "train.json"), extra]
     overrides = {
         "bundle_root": root,
@@ -298,6 +330,7 @@ def run_bundle(args: argparse.Namespace, work: str, profile: str | None = None) 
         "num_workers": 0,
         "progress": False,
     }
+    overrides.update(dict(o.split("=", 1) for o in args.override))
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(files)]
     cmd += ["--meta_file", os.path.join(BUNDLE, "configs", "metadata.json")]
     cmd += ["--logging_file", os.path.join(BUNDLE, "configs", "logging.conf")]
@@ -317,6 +350,7 @@ def run_bare(args: argparse.Namespace, work: str, profile: str | None = None) ->
     cmd = [sys.executable, os.path.abspath(__file__), "--bare", "--data", args.data, "--times", times]
     cmd += ["--epochs", str(args.epochs), "--image-size", str(args.image_size), "--batch-size", str(args.batch_size)]
     cmd += ["--threads", str(args.threads)] + (["--profile-out", profile] if profile else [])
+    cmd += ["--gc-freeze"] if args.gc_freeze else []
     launched = time.time()
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=_env(args.threads))
     finished = time.time()
@@ -368,6 +402,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of both sides (OMP_NUM_THREADS)")
     parser.add_argument("--profile", action="store_true", help="also profile the last epoch of one run of each")
     parser.add_argument("--top", type=int, default=15, help="rows of the profile difference")
+    parser.add_argument(
+        "--override", nargs="*", default=[], metavar="KEY=VALUE", help="more bundle overrides (the bundle side only)"
+    )
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() before training on both sides (see the docs)"
+    )
     parser.add_argument("--components", action="store_true", help="also time the suspected parts alone")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--out", default=None, help="also write the markdown to this file")
@@ -391,7 +431,7 @@ def main() -> None:
             results[side].append(r)
             print(
                 f"run {i + 1} {side}: epochs {[round(e, 3) for e in r['epochs']]} s, start-up {r['startup']:.2f} s, "
-                f"wall {r['wall']:.2f} s, threads {r['threads']}",
+                f"wall {r['wall']:.2f} s, threads {r['threads']}, gc {r['gc']:.3f} s/epoch",
                 flush=True,
             )
     bundle_epoch = [r["epoch"] for r in results["bundle"]]
@@ -400,20 +440,23 @@ def main() -> None:
     import monai
     import torch
 
+    extra = f", bundle overrides {' '.join(args.override)}" if args.override else ""
+    extra += ", gc.freeze() before training" if args.gc_freeze else ""
     lines = [
         f"qubiq_2d, {args.cases} synthetic cases ({len(data.train_data())} training), "
         f"{args.image_size} px, batch {args.batch_size}, {args.epochs} epochs, {args.threads} torch thread(s), "
-        f"{args.repeats} interleaved runs per side; torch {torch.__version__}, MONAI {monai.__version__}. "
+        f"{args.repeats} interleaved runs per side{extra}; torch {torch.__version__}, MONAI {monai.__version__}. "
         "Median (min-max) over runs; a run's epoch time is the median of its epochs after the first.",
         "",
-        "| side | s/epoch | first epoch s | start-up s | process wall s |",
-        "|---|---|---|---|---|",
+        "| side | s/epoch | first epoch s | start-up s | process wall s | gc s/epoch | collections/epoch |",
+        "|---|---|---|---|---|---|---|",
     ]
     for side in ("bundle", "bare"):
         rs = results[side]
         lines.append(
             f"| {side} | {_spread([r['epoch'] for r in rs])} | {_spread([r['epochs'][0] for r in rs])} | "
-            f"{_spread([r['startup'] for r in rs])} | {_spread([r['wall'] for r in rs])} |"
+            f"{_spread([r['startup'] for r in rs])} | {_spread([r['wall'] for r in rs])} | "
+            f"{_spread([r['gc'] for r in rs])} | {statistics.median(r['gcs'] for r in rs):.0f} |"
         )
     lines += ["", f"bundle/bare per epoch (paired by run): {_spread(ratios)}"]
     if args.profile:
