@@ -135,6 +135,12 @@ class _FusedOverlapSums(torch.autograd.Function):
         tmp = None
         for i0, i1, a0, a1 in _activation_slabs(logits):
             p_slab = probs(i0, i1, a0, a1)[:, first:]
+            y_slab = target[i0:i1, :, a0:a1]
+            if read_range:  # amin + amax: aminmax copies a strided slab first
+                lows.append(y_slab.amin())
+                highs.append(y_slab.amax())
+            if power == 1:  # the target's sum over the whole slab, in the slab's first run
+                torch.sum(y_slab, dim=2, dtype=acc, out=parts[1, a0 // run, i0:i1])
             for s0 in range(a0, a1, run):  # the statistics in shorter runs: a small temporary, hot in cache
                 s1 = min(s0 + run, a1)
                 p = p_slab[..., s0 - a0 : s1 - a0]
@@ -144,13 +150,9 @@ class _FusedOverlapSums(torch.autograd.Function):
                 if tmp is None:
                     tmp = torch.empty_like(p, dtype=torch.promote_types(p.dtype, y.dtype))
                 t = tmp[..., : s1 - s0]
-                if read_range:  # amin + amax: aminmax copies a strided slab first
-                    lows.append(y.amin())
-                    highs.append(y.amax())
                 out = parts[:, s0 // run, i0:i1]
                 if power == 1:
                     torch.sum(p, dim=2, dtype=acc, out=out[0])
-                    torch.sum(y, dim=2, dtype=acc, out=out[1])
                 else:
                     torch.sum(torch.mul(p, p, out=t), dim=2, dtype=acc, out=out[0])
                     torch.sum(torch.mul(y, y, out=t), dim=2, dtype=acc, out=out[1])
