@@ -105,7 +105,7 @@ FULL = QubiqSettings(
     cases=PAPER_CASES,
     image_size=64,
     num_folds=5,
-    epochs=40,
+    epochs=30,
     features=(8, 8, 16, 32, 64, 8),
     learning_rate=0.1,
 )
