@@ -57,6 +57,14 @@ def _check_per_class(t: torch.Tensor | None, n_classes: int, name: str, include_
         raise ValueError(f"{name} has {t.shape[0]} values but the input has {n_classes} classes{hint}.")
 
 
+def _check_target_ndim(input: torch.Tensor, target: torch.Tensor) -> None:
+    if target.ndim != input.ndim:
+        raise ValueError(
+            f"target must have as many dimensions as input, got input {tuple(input.shape)} and target "
+            f"{tuple(target.shape)}; an integer label map needs its channel axis: (B, 1, spatial...)."
+        )
+
+
 def prepare_prediction_and_target(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -92,11 +100,7 @@ def prepare_prediction_and_target(
     """
     if input.ndim < 3:
         raise ValueError(f"input must have shape (B, C, spatial...), got {tuple(input.shape)}.")
-    if target.ndim != input.ndim:
-        raise ValueError(
-            f"target must have as many dimensions as input, got input {tuple(input.shape)} and target "
-            f"{tuple(target.shape)}; an integer label map needs its channel axis: (B, 1, spatial...)."
-        )
+    _check_target_ndim(input, target)
     if sigmoid:
         input = torch.sigmoid(input)
     n_pred_ch = input.shape[1]
@@ -454,11 +458,7 @@ class DMLoss(_Loss):
 
     def _forward_fused(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """:py:meth:`forward` on logits with the activation fused into the soft counts (one host read to check)."""
-        if target.ndim != input.ndim:
-            raise ValueError(
-                f"target must have as many dimensions as input, got input {tuple(input.shape)} and target "
-                f"{tuple(target.shape)}; an integer label map needs its channel axis: (B, 1, spatial...)."
-            )
+        _check_target_ndim(input, target)
         # a soft target's range is read on the way through the slabs, except where ignore_index marks voxels
         defer = self.validate and self.ignore_index is None and not self.to_onehot_y
         y, mask = prepare_target(

@@ -12,12 +12,12 @@
 The soft counts of the Dice semimetric losses straight from logits: the activation (softmax or sigmoid) fused into
 the sums of :py:func:`monai_dml.losses.functional.overlap_statistics`.
 
-A training step calls the loss on logits. Applying the activation first and summing afterwards keeps the whole
-probability map alive for backward and walks the memory several times. Here one autograd function takes the logits
-and the target, walks them in cache-sized slabs (one image, a run of voxels, all channels), and keeps only the
-per-image, per-class sums; the probabilities are never stored. Backward walks the slabs again, recomputes the
-activation of each slab in cache and writes the gradient of the logits once. Nothing in backward reads a value back
-to the host, so on a GPU the stream never stalls there.
+A training step calls the loss on logits. Applying the activation first and summing afterwards keeps the
+probability map for the activation's backward and allocates a second logits-sized buffer there. Here one autograd
+function takes the logits and the target, walks them in cache-sized slabs (one image or a run of voxels, all
+channels), writes the probabilities once into a buffer of the logits' shape and keeps the per-image, per-class
+sums. Backward turns that buffer, run by run and in place, into the gradient of the logits. Nothing in backward
+reads a value back to the host, so on a GPU the stream never stalls there.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from monai_dml.losses.functional import _accumulate_dtype
 
 __all__ = ["fused_overlap_sums"]
 
@@ -39,10 +41,6 @@ SLAB_ELEMENTS = 393216
 RUN_ELEMENTS = 196608
 # on other devices (CUDA) the runs take all images at once; 4M values keep the run temporaries at 16 MiB (float32)
 DEVICE_RUN_ELEMENTS = 1 << 22
-
-
-def _accumulate_dtype(t: torch.Tensor) -> torch.dtype:
-    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
 
 
 def _graph_kept() -> bool:
@@ -120,9 +118,7 @@ class _FusedOverlapSums(torch.autograd.Function):
         read_range: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         ctx.shape = logits.shape
-        logits, flat_target, mask = _flat(logits, target, mask)
-        assert flat_target is not None
-        target = flat_target
+        logits, target, mask = _flat(logits, target, mask)
         acc = _accumulate_dtype(logits)
         keep = ctx.needs_input_grad[0]
         probs = _Probabilities(logits, activation, keep)
@@ -250,13 +246,13 @@ class _FusedOverlapSums(torch.autograd.Function):
 
 
 def _flat(
-    logits: torch.Tensor, target: torch.Tensor | None = None, mask: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``(B, C, N)`` views of ``(B, C, spatial...)`` tensors (copies where the layout needs them)."""
     b = logits.shape[0]
     return (
         logits.reshape(b, logits.shape[1], -1),
-        None if target is None else target.reshape(b, target.shape[1], -1),
+        target.reshape(b, target.shape[1], -1),
         None if mask is None else mask.reshape(b, 1, -1),
     )
 
@@ -268,10 +264,10 @@ class _Probabilities:
     a contiguous one on the CPU, so such a slab is first copied into a contiguous buffer.
     """
 
-    def __init__(self, logits: torch.Tensor, activation: str, keep: bool, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, logits: torch.Tensor, activation: str, keep: bool) -> None:
         self.logits, self.activation = logits, activation
         # the activation's dtype (autocast may change it), probed on one voxel
-        self.dtype = self._activate(logits[:1, :, :1]).dtype if dtype is None else dtype
+        self.dtype = self._activate(logits[:1, :, :1]).dtype
         self.buffer = torch.empty(logits.shape, dtype=self.dtype, device=logits.device) if keep else None
         self._work: dict[str, torch.Tensor] = {}
 
@@ -302,13 +298,6 @@ class _Probabilities:
             out.copy_(p)
         return p
 
-    def all(self) -> torch.Tensor:
-        """Every slab into the kept buffer; returns it."""
-        for i0, i1, s0, s1 in _activation_slabs(self.logits):
-            self(i0, i1, s0, s1)
-        assert self.buffer is not None
-        return self.buffer
-
 
 def fused_overlap_sums(
     logits: torch.Tensor,
@@ -322,7 +311,8 @@ def fused_overlap_sums(
     read_range: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """
-    Soft counts of the activated logits against the target, per image and class, without storing the activation.
+    Soft counts of the activated logits against the target, per image and class; when the logits need a gradient,
+    the probabilities are kept in the one buffer that backward turns into that gradient.
 
     Args:
         logits: ``(B, C, spatial...)``.
