@@ -16,18 +16,23 @@ from __future__ import annotations
 from monai_dml.utils import check_soft_target, estimate_epsilon, temper_probabilities
 
 from .compound import DMLCELoss
-from .dice_semimetric import DMLoss, prepare_prediction_and_target
+from .dice_semimetric import DMLoss, prepare_prediction_and_target, prepare_target
 from .distillation import KDLoss
 from .functional import (
     ClassAverage,
     DiceDomain,
     DMLVariant,
     all_reduce_sum,
+    check_finite_statistics,
     dice_semimetric_loss,
+    loss_from_statistics,
     overlap_statistics,
     pool_statistics,
+    statistics_from_sums,
+    sums_needed,
     tversky_from_statistics,
 )
+from .fused import fused_overlap_sums
 
 __all__ = [
     "ClassAverage",
@@ -37,12 +42,18 @@ __all__ = [
     "DiceDomain",
     "KDLoss",
     "all_reduce_sum",
+    "check_finite_statistics",
     "check_soft_target",
     "dice_semimetric_loss",
     "estimate_epsilon",
+    "fused_overlap_sums",
+    "loss_from_statistics",
     "overlap_statistics",
     "pool_statistics",
     "prepare_prediction_and_target",
+    "prepare_target",
+    "statistics_from_sums",
+    "sums_needed",
     "temper_probabilities",
     "tversky_from_statistics",
 ]

@@ -245,6 +245,12 @@ def sums_needed(variant: DMLVariant | str, squared: bool = False) -> tuple[int, 
     Args:
         variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}.
         squared: the L2 relaxation (power 2 and ``sum x y``, whatever the variant).
+
+    Returns:
+        ``(power, need_min, need_prod)``.
+
+    Raises:
+        ValueError: for an unknown ``variant``.
     """
     variant = look_up_option(variant, DMLVariant, "variant")
     if squared:
@@ -270,6 +276,12 @@ def statistics_from_sums(
         sprod: ``sum x y``, ``(B, C)``.
         variant: {``"dml1"``, ``"dml2"``, ``"sdl"``}.
         squared: the L2 relaxation: ``tp = sum x y``, ``fp = sum x^2 - tp``, ``fn = sum y^2 - tp``.
+
+    Returns:
+        ``(tp, fp, fn)``, each ``(B, C)``.
+
+    Raises:
+        ValueError: for an unknown ``variant``.
     """
     variant = look_up_option(variant, DMLVariant, "variant")
     if squared or variant == DMLVariant.SDL:
@@ -446,11 +458,25 @@ def loss_from_statistics(
     sync_batch: bool = False,
 ) -> torch.Tensor:
     """
-    The loss per element of the domain Phi from the per-image, per-class statistics ``(B, C)``; the arguments are
-    those of :py:func:`dice_semimetric_loss`, which this function completes.
+    The loss per element of the domain Phi from the per-image, per-class statistics; :py:func:`dice_semimetric_loss`
+    is :py:func:`overlap_statistics` followed by this function.
+
+    Args:
+        tp, fp, fn: soft true positives, false positives and false negatives, each ``(B, C)``.
+        phi: summation domain {``"I"``, ``"BI"``, ``"CI"``, ``"BCI"``}. Defaults to ``"I"``.
+        alpha: weight of the false positives. Defaults to 0.5.
+        beta: weight of the false negatives. Defaults to 0.5.
+        gamma: focal exponent (>= 1). Defaults to 1.
+        smooth_nr: numerator smoothing, a float or one value per class.
+        smooth_dr: denominator smoothing, like ``smooth_nr``.
+        weight: class weights ``(C,)`` or None, as in :py:func:`dice_semimetric_loss`.
+        sync_batch: pool ``"BI"``/``"BCI"`` over the ranks of ``torch.distributed``.
 
     Returns:
         Loss of shape ``(B or 1, C or 1)``.
+
+    Raises:
+        ValueError: for an unknown ``phi``.
     """
     phi = look_up_option(phi, DiceDomain, "phi")
     n_classes = tp.shape[1]

@@ -328,7 +328,19 @@ def fused_overlap_sums(
     Returns:
         ``(sum p^k, sum y^k, sum min(p, y), sum p y)``, each ``(B, C - first)`` in float32 for half precision logits,
         and ``(min, max)`` of the target as a tensor of 2 values (for a combined check by the caller).
+
+    Raises:
+        ValueError: for an unknown ``activation``, or a ``target``/``mask`` whose shape does not match the logits'.
     """
+    if activation not in ("softmax", "sigmoid"):
+        raise ValueError(f'activation must be "softmax" or "sigmoid", got {activation!r}.')
+    expected = (logits.shape[0], logits.shape[1] - first, *logits.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"target must have shape {expected} (the logits' from channel first={first} on), got {tuple(target.shape)}."
+        )
+    if mask is not None and tuple(mask.shape) != (logits.shape[0], 1, *logits.shape[2:]):
+        raise ValueError(f"mask must have shape {(logits.shape[0], 1, *logits.shape[2:])}, got {tuple(mask.shape)}.")
     m = None if mask is None else mask.to(logits.dtype)
     return _FusedOverlapSums.apply(  # type: ignore[no-any-return]
         logits, target, m, activation, first, power, need_min, need_prod, read_range

@@ -239,6 +239,17 @@ class TestFusedErrors(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"input contains NaN or Inf values \(after the activation\)"):
             DMLoss(softmax=True)(z, y)
 
+    def test_fused_overlap_sums_checks_its_arguments(self):
+        z, y = _data()
+        with self.assertRaisesRegex(ValueError, r"target must have shape \(2, 3, 7, 11\)"):
+            fused.fused_overlap_sums(z, y[..., :10], "softmax")
+        with self.assertRaisesRegex(ValueError, r"target must have shape \(2, 2, 7, 11\)"):
+            fused.fused_overlap_sums(z, y, "softmax", first=1)
+        with self.assertRaisesRegex(ValueError, "mask must have shape"):
+            fused.fused_overlap_sums(z, y, "softmax", mask=torch.ones(2, 3, 7, 11))
+        with self.assertRaisesRegex(ValueError, "activation"):
+            fused.fused_overlap_sums(z, y, "tanh")
+
     def test_validate_false_skips_the_value_checks(self):
         z, y = _data()
         # a wrong but finite number instead of an error: the documented trade of validate=False
